@@ -1,0 +1,237 @@
+//! Typed configuration, read once at cold start. A missing or malformed variable is an
+//! error naming it — never a silent default for something that must be set.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The queues the system uses. Each has a dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueRole {
+    /// Outbound messages waiting for delivery (outbound-worker).
+    Outbound,
+    /// One message per (lead, integration) (lead-delivery).
+    LeadDelivery,
+    /// Inbound events for the tenant's bot engine.
+    InboundEvents,
+}
+
+impl QueueRole {
+    pub const ALL: [Self; 3] = [Self::Outbound, Self::LeadDelivery, Self::InboundEvents];
+
+    /// The name of the embedded queue (and the suffix of the SQS queue in `template.yaml`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::LeadDelivery => "lead-delivery",
+            Self::InboundEvents => "inbound-events",
+        }
+    }
+
+    /// The environment variable holding the SQS queue URL.
+    pub fn url_var(self) -> &'static str {
+        match self {
+            Self::Outbound => "OUTBOUND_QUEUE_URL",
+            Self::LeadDelivery => "LEAD_DELIVERY_QUEUE_URL",
+            Self::InboundEvents => "INBOUND_EVENTS_QUEUE_URL",
+        }
+    }
+
+    /// Receives before a message moves to the DLQ (same as `maxReceiveCount` in the template).
+    pub fn max_receives(self) -> u32 {
+        match self {
+            Self::LeadDelivery => 3,
+            Self::Outbound | Self::InboundEvents => 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    pub table_name: String,
+    pub kms_key_id: Option<String>,
+    pub queue_urls: BTreeMap<QueueRole, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// redb files and a local key under one directory (dev server, fast tests).
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB, SQS and KMS, names from the environment `template.yaml` sets.
+    Aws(AwsConfig),
+}
+
+/// Base URLs of every provider API, so tests point them at a local server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUrls {
+    pub telegram: String,
+    pub wappi: String,
+    pub max: String,
+    pub whatsapp: String,
+    pub viber: String,
+    pub vk: String,
+    /// Overrides the per-tenant `{subdomain}.amocrm.ru` host when set.
+    pub amocrm: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub backend: Backend,
+    /// Base of the webhook URLs given to providers.
+    pub public_base_url: Option<String>,
+    pub providers: ProviderUrls,
+}
+
+fn http_url(var: &'static str, value: String) -> Result<String, ConfigError> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.parse::<http::Uri>().is_ok();
+    if ok {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: "expected an http(s) URL".into(),
+        })
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let backend = match lookup("BACKEND").as_deref() {
+            Some("aws") => true,
+            Some("embedded") => false,
+            None => in_lambda,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "BACKEND",
+                    reason: format!("expected `aws` or `embedded`, got `{other}`"),
+                });
+            }
+        };
+        let backend = if backend {
+            Backend::Aws(AwsConfig {
+                table_name: lookup("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+                kms_key_id: lookup("KMS_KEY_ID"),
+                queue_urls: QueueRole::ALL
+                    .into_iter()
+                    .filter_map(|role| {
+                        lookup(role.url_var())
+                            .map(|url| http_url(role.url_var(), url).map(|u| (role, u)))
+                    })
+                    .collect::<Result<_, _>>()?,
+            })
+        } else {
+            Backend::Embedded {
+                data_dir: PathBuf::from(lookup("DATA_DIR").unwrap_or_else(|| ".local".into())),
+            }
+        };
+        let url = |var: &'static str, default: &str| {
+            http_url(var, lookup(var).unwrap_or_else(|| default.to_owned()))
+        };
+        let optional_url = |var: &'static str| lookup(var).map(|v| http_url(var, v)).transpose();
+        let providers = ProviderUrls {
+            telegram: url("TELEGRAM_API_BASE", "https://api.telegram.org")?,
+            wappi: url("WAPPI_API_BASE", "https://wappi.pro")?,
+            max: url("MAX_API_BASE", "https://platform-api.max.ru")?,
+            whatsapp: url("WHATSAPP_API_BASE", "https://graph.facebook.com/v21.0")?,
+            viber: url("VIBER_API_BASE", "https://chatapi.viber.com/pa")?,
+            vk: url("VK_API_BASE", "https://api.vk.com/method")?,
+            amocrm: optional_url("AMOCRM_API_BASE")?,
+            smtp_host: lookup("SMTP_HOST"),
+            smtp_port: lookup("SMTP_PORT")
+                .map(|p| {
+                    p.parse().map_err(|_| ConfigError::Invalid {
+                        var: "SMTP_PORT",
+                        reason: "expected a port number".into(),
+                    })
+                })
+                .transpose()?,
+        };
+        Ok(Self {
+            backend,
+            public_base_url: optional_url("PUBLIC_BASE_URL")?,
+            providers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn embedded_is_the_default_outside_lambda() {
+        let c = config(&[]).ok();
+        assert_eq!(
+            c.map(|c| c.backend),
+            Some(Backend::Embedded {
+                data_dir: ".local".into()
+            })
+        );
+    }
+
+    #[test]
+    fn aws_is_the_default_inside_lambda_and_needs_the_table_name() {
+        assert_eq!(
+            config(&[("AWS_LAMBDA_FUNCTION_NAME", "f")]),
+            Err(ConfigError::Missing("TABLE_NAME"))
+        );
+        let c = config(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+            ("TABLE_NAME", "t"),
+            (
+                "OUTBOUND_QUEUE_URL",
+                "https://sqs.eu-central-1.amazonaws.com/1/outbound",
+            ),
+        ]);
+        let Ok(Config {
+            backend: Backend::Aws(aws),
+            ..
+        }) = c
+        else {
+            panic!("expected the aws backend, got {c:?}");
+        };
+        assert_eq!(aws.table_name, "t");
+        assert_eq!(aws.queue_urls.len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_backend_and_a_bad_url_are_named() {
+        assert!(matches!(
+            config(&[("BACKEND", "postgres")]),
+            Err(ConfigError::Invalid { var: "BACKEND", .. })
+        ));
+        assert!(matches!(
+            config(&[("TELEGRAM_API_BASE", "ftp://x")]),
+            Err(ConfigError::Invalid {
+                var: "TELEGRAM_API_BASE",
+                ..
+            })
+        ));
+    }
+}

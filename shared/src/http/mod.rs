@@ -1,0 +1,13 @@
+//! HTTP: one request/response shape for Lambda and the dev server, the route table,
+//! authentication, and the one error mapper.
+
+pub mod auth;
+pub mod error;
+pub mod lambda;
+pub mod request;
+pub mod router;
+
+pub use auth::{Authenticator, JwtClaims, Principal, Role, Scope};
+pub use error::ApiError;
+pub use request::{ApiRequest, ApiResponse};
+pub use router::{Access, Router};

@@ -1,0 +1,313 @@
+//! The route table. Every function builds one; Lambda serves it through
+//! [`super::lambda::serve`], the dev server merges them all on one port.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::auth::{Authenticator, Principal, Scope};
+use super::error::ApiError;
+use super::request::{ApiRequest, ApiResponse};
+
+/// Largest request body accepted by default (API Gateway allows 10 MB, Lambda 6 MB).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (health, provider webhooks that verify their own signatures).
+    Public,
+    /// Dashboard JWT.
+    Dashboard,
+    /// Tenant API key with this scope.
+    ApiKey(Scope),
+    /// Dashboard JWT, or else an API key with this scope.
+    DashboardOrApiKey(Scope),
+}
+
+type Handler = Arc<
+    dyn Fn(ApiRequest, Principal) -> BoxFuture<'static, Result<ApiResponse, ApiError>>
+        + Send
+        + Sync,
+>;
+
+#[derive(Clone)]
+struct Route {
+    method: Method,
+    pattern: &'static str,
+    segments: Vec<Segment>,
+    access: Access,
+    handler: Handler,
+}
+
+#[derive(Clone, Debug)]
+enum Segment {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+fn parse_pattern(pattern: &'static str) -> Vec<Segment> {
+    pattern
+        .trim_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name),
+                None => Segment::Literal(s),
+            },
+        )
+        .collect()
+}
+
+impl Route {
+    fn matches(&self, path: &[&str]) -> Option<Vec<(&'static str, String)>> {
+        if path.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (segment, part) in self.segments.iter().zip(path) {
+            match segment {
+                Segment::Literal(l) if l == part => {}
+                Segment::Param(name) if !part.is_empty() => {
+                    params.push((*name, (*part).to_owned()))
+                }
+                _ => return None,
+            }
+        }
+        Some(params)
+    }
+}
+
+#[derive(Clone)]
+pub struct Router {
+    routes: Vec<Route>,
+    auth: Option<Arc<Authenticator>>,
+    body_limit: usize,
+}
+
+impl Router {
+    /// A router answering `GET /v1/health`; `auth` resolves API keys for protected routes.
+    pub fn new(auth: Option<Arc<Authenticator>>) -> Self {
+        Self {
+            routes: Vec::new(),
+            auth,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+        .route(Method::GET, "/v1/health", Access::Public, |_, _| async {
+            Ok(ApiResponse::json(StatusCode::OK, &json!({"status": "ok"})))
+        })
+    }
+
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    pub fn route<F, Fut>(
+        mut self,
+        method: Method,
+        pattern: &'static str,
+        access: Access,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(ApiRequest, Principal) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ApiResponse, ApiError>> + Send + 'static,
+    {
+        let duplicate = self
+            .routes
+            .iter()
+            .any(|r| r.method == method && r.pattern == pattern);
+        if !duplicate {
+            self.routes.push(Route {
+                method,
+                pattern,
+                segments: parse_pattern(pattern),
+                access,
+                handler: Arc::new(move |req, principal| Box::pin(handler(req, principal))),
+            });
+        }
+        self
+    }
+
+    /// Adds another router's routes (the dev server mounts every function this way).
+    /// The first registration of a method + pattern wins, so `/v1/health` stays single.
+    pub fn merge(mut self, other: Router) -> Self {
+        for route in other.routes {
+            let duplicate = self
+                .routes
+                .iter()
+                .any(|r| r.method == route.method && r.pattern == route.pattern);
+            if !duplicate {
+                self.routes.push(route);
+            }
+        }
+        self.auth = self.auth.or(other.auth);
+        self
+    }
+
+    /// `METHOD pattern` of every route, for listings and tests.
+    pub fn describe(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.pattern))
+            .collect()
+    }
+
+    async fn authenticate(&self, access: Access, req: &ApiRequest) -> Result<Principal, ApiError> {
+        let api_key = |scope| async move {
+            match &self.auth {
+                Some(auth) => auth.api_key(req, scope).await,
+                None => Err(ApiError::unauthorized()),
+            }
+        };
+        match access {
+            Access::Public => Ok(Principal::Anonymous),
+            Access::Dashboard => Authenticator::user(req),
+            Access::ApiKey(scope) => api_key(scope).await,
+            Access::DashboardOrApiKey(scope) => match Authenticator::user(req) {
+                Ok(user) => Ok(user),
+                Err(_) => api_key(scope).await,
+            },
+        }
+    }
+
+    async fn dispatch(&self, mut req: ApiRequest) -> Result<(ApiResponse, &'static str), ApiError> {
+        let path: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+        let mut path_matched = false;
+        let found = self.routes.iter().find_map(|route| {
+            let params = route.matches(&path)?;
+            path_matched = true;
+            (route.method == req.method).then_some((route, params))
+        });
+        let Some((route, params)) = found else {
+            return Err(if path_matched {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    format!("{} is not allowed here", req.method),
+                )
+            } else {
+                ApiError::not_found("route")
+            });
+        };
+        if req.body.len() > self.body_limit {
+            return Err(ApiError::payload_too_large(self.body_limit));
+        }
+        req.path_params = params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let principal = self.authenticate(route.access, &req).await?;
+        let response = (route.handler)(req, principal).await?;
+        Ok((response, route.pattern))
+    }
+
+    /// Answers a request: routing, body limit, authentication, the handler, the error
+    /// mapper. A panicking handler becomes a logged 500, never a dropped connection.
+    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let started = Instant::now();
+        let method = req.method.clone();
+        let request_id = req.request_id.clone();
+        let outcome = AssertUnwindSafe(self.dispatch(req)).catch_unwind().await;
+        let (response, route) = match outcome {
+            Ok(Ok((response, route))) => (response, route),
+            Ok(Err(error)) => (ApiResponse::error(&error), "-"),
+            Err(_) => {
+                tracing::error!(%request_id, "handler panicked");
+                (ApiResponse::error(&ApiError::internal()), "-")
+            }
+        };
+        tracing::info!(
+            %request_id,
+            %method,
+            route,
+            status = response.status.as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(None)
+            .route(
+                Method::GET,
+                "/v1/things/{id}",
+                Access::Public,
+                |req, _| async move {
+                    let id = req.path_param("id")?.to_owned();
+                    Ok(ApiResponse::json(StatusCode::OK, &json!({"id": id})))
+                },
+            )
+            .route(Method::POST, "/v1/panic", Access::Public, |_, _| async {
+                panic!("boom")
+            })
+            .route(
+                Method::GET,
+                "/v1/private",
+                Access::Dashboard,
+                |_, p| async move {
+                    Ok(ApiResponse::json(
+                        StatusCode::OK,
+                        &json!({"tenant": p.tenant()?.as_str()}),
+                    ))
+                },
+            )
+    }
+
+    async fn call(method: Method, path: &str) -> ApiResponse {
+        router().handle(ApiRequest::new(method, path)).await
+    }
+
+    #[tokio::test]
+    async fn health_answers_ok() {
+        let r = call(Method::GET, "/v1/health").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json_body(), json!({"status": "ok"}));
+    }
+
+    #[tokio::test]
+    async fn path_parameters_are_captured() {
+        let r = call(Method::GET, "/v1/things/abc").await;
+        assert_eq!(r.json_body(), json!({"id": "abc"}));
+    }
+
+    #[tokio::test]
+    async fn unknown_route_is_404_and_wrong_method_405_in_json() {
+        let r = call(Method::GET, "/v1/nope").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.json_body()["error"]["code"], "NOT_FOUND");
+        let r = call(Method::DELETE, "/v1/health").await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json() {
+        let r = call(Method::POST, "/v1/panic").await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.json_body()["error"]["code"], "INTERNAL");
+    }
+
+    #[tokio::test]
+    async fn dashboard_route_without_claims_is_401() {
+        let r = call(Method::GET, "/v1/private").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_413() {
+        let mut req = ApiRequest::new(Method::GET, "/v1/things/x");
+        req.body = vec![b'x'; 20].into();
+        let r = router().body_limit(10).handle(req).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

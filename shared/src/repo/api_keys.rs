@@ -1,0 +1,113 @@
+//! Tenant API keys: only the SHA-256 hash of a key is stored; lookup is by that hash.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{from_item, to_item};
+use crate::domain::TenantId;
+use crate::http::Scope;
+use crate::ports::Clock;
+use crate::ports::table::{AttrValue, Condition, GSI1_PK, GSI1_SK, Key, Table, TableError, Update};
+use crate::secret::Secret;
+
+/// `last_used_at` is written at most this often per key, to keep auth off the write path.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The first characters of the key, to recognise it in the dashboard.
+    pub prefix: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+pub fn hash_key(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+fn key_of(hash: &str) -> Key {
+    Key::new(format!("APIKEY#{hash}"), "APIKEY")
+}
+
+#[derive(Clone)]
+pub struct ApiKeys {
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ApiKeys {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Self {
+        Self { table, clock }
+    }
+
+    /// Creates a key; the raw key is returned once and never stored.
+    pub async fn create(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        scopes: Vec<Scope>,
+    ) -> Result<(ApiKeyRecord, Secret<String>), TableError> {
+        let mut random = [0u8; 24];
+        getrandom::fill(&mut random).map_err(|e| TableError::Unavailable(e.to_string()))?;
+        let raw = format!("ak_{}", hex::encode(random));
+        let record = ApiKeyRecord {
+            id: ulid::Ulid::new().to_string().to_ascii_lowercase(),
+            tenant_id: tenant.clone(),
+            name: name.to_owned(),
+            scopes,
+            prefix: raw.chars().take(8).collect(),
+            created_at: self.clock.now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let mut item = to_item(&key_of(&hash_key(&raw)), &record)?;
+        item.insert(
+            GSI1_PK.into(),
+            AttrValue::s(format!("TENANT#{tenant}#APIKEYS")),
+        );
+        item.insert(GSI1_SK.into(), AttrValue::s(&record.id));
+        self.table.put(item, Some(Condition::ItemNotExists)).await?;
+        Ok((record, Secret::new(raw)))
+    }
+
+    /// The active (not revoked) key with this raw value, if any.
+    pub async fn find_active(
+        &self,
+        raw: &Secret<String>,
+    ) -> Result<Option<ApiKeyRecord>, TableError> {
+        let key = key_of(&hash_key(raw.expose()));
+        let Some(item) = self.table.get(&key).await? else {
+            return Ok(None);
+        };
+        let record: ApiKeyRecord = from_item(&item)?;
+        if record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let stale = record
+            .last_used_at
+            .is_none_or(|t| now.as_second() - t.as_second() >= TOUCH_EVERY_SECS);
+        if stale {
+            let update = Update::new().set(
+                "last_used_at",
+                AttrValue::from_json(&serde_json::json!(now)),
+            );
+            if let Err(e) = self
+                .table
+                .update(&key, update, Some(Condition::ItemExists))
+                .await
+            {
+                tracing::warn!(error = %e, key_id = %record.id, "could not record API key use");
+            }
+        }
+        Ok(Some(record))
+    }
+}

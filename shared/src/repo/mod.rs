@@ -1,0 +1,41 @@
+//! Repositories, written once on top of the [`Table`](crate::ports::Table) port.
+
+pub mod api_keys;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ports::table::{AttrValue, GSI1_PK, GSI1_SK, Item, Key, PK, SK, TTL, TableError};
+
+const RESERVED: [&str; 5] = [PK, SK, GSI1_PK, GSI1_SK, TTL];
+
+/// Stores an entity's fields as top-level attributes next to its key.
+pub fn to_item<T: Serialize>(key: &Key, value: &T) -> Result<Item, TableError> {
+    let json = serde_json::to_value(value).map_err(|e| TableError::Validation(e.to_string()))?;
+    let serde_json::Value::Object(fields) = json else {
+        return Err(TableError::Validation(
+            "an entity must serialize to an object".into(),
+        ));
+    };
+    let mut item = key.to_item();
+    for (name, value) in &fields {
+        if RESERVED.contains(&name.as_str()) {
+            return Err(TableError::Validation(format!(
+                "entity field `{name}` collides with a key attribute"
+            )));
+        }
+        item.insert(name.clone(), AttrValue::from_json(value));
+    }
+    Ok(item)
+}
+
+/// Reads an entity back from an item, ignoring key, index and TTL attributes.
+pub fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, TableError> {
+    let fields: serde_json::Map<String, serde_json::Value> = item
+        .iter()
+        .filter(|(name, _)| !RESERVED.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.to_json()))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| TableError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,126 @@
+//! SQS consumers: handlers of `SqsEvent` returning `SqsBatchResponse` (partial batch
+//! failures). In Lambda the event source mapping feeds them; locally [`run_consumer`] does,
+//! from an embedded queue, with the same semantics: a failed message stays on the queue,
+//! comes back after its visibility timeout, and moves to the DLQ after too many receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use tokio::sync::watch;
+
+use crate::ports::{Queue, QueueError, ReceivedMessage};
+
+#[async_trait]
+pub trait SqsConsumer: Send + Sync {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse;
+}
+
+/// Builds the event Lambda would deliver for these messages.
+pub fn sqs_event(queue_name: &str, messages: &[ReceivedMessage]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(m.message_id.clone());
+            record.receipt_handle = Some(m.receipt_handle.clone());
+            record.body = Some(m.body.clone());
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{queue_name}"));
+            record.attributes.insert(
+                "ApproximateReceiveCount".into(),
+                m.receive_count.to_string(),
+            );
+            record
+                .attributes
+                .insert("SentTimestamp".into(), m.sent_at_ms.to_string());
+            record
+        })
+        .collect();
+    event
+}
+
+/// A batch response that reports these message ids as failed.
+pub fn batch_response(failed: impl IntoIterator<Item = String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    pub batch_size: usize,
+    pub visibility: Duration,
+    /// Pause between polls of an empty queue.
+    pub idle: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 10,
+            visibility: Duration::from_secs(30),
+            idle: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Receives one batch, hands it to the consumer, deletes what succeeded. Returns how many
+/// messages were received.
+pub async fn poll_once(
+    queue: &dyn Queue,
+    consumer: &dyn SqsConsumer,
+    options: WorkerOptions,
+) -> Result<usize, QueueError> {
+    let messages = queue
+        .receive(options.batch_size, options.visibility)
+        .await?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let response = consumer.handle(sqs_event(queue.name(), &messages)).await;
+    for message in &messages {
+        let failed = response
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier == message.message_id);
+        if !failed {
+            queue.delete(&message.receipt_handle).await?;
+        }
+    }
+    Ok(messages.len())
+}
+
+/// Feeds a queue to a consumer until `shutdown` turns true.
+pub async fn run_consumer(
+    queue: Arc<dyn Queue>,
+    consumer: Arc<dyn SqsConsumer>,
+    options: WorkerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let pause = match poll_once(queue.as_ref(), consumer.as_ref(), options).await {
+            Ok(0) => options.idle,
+            Ok(_) => Duration::ZERO,
+            Err(e) => {
+                tracing::error!(queue = queue.name(), error = %e, "queue poll failed");
+                options.idle * 5
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
