@@ -501,6 +501,11 @@ impl TableError {
 
 fn validate_attr(name: &str, value: &AttrValue) -> Result<(), TableError> {
     let must_be_string = [PK, SK, GSI1_PK, GSI1_SK].contains(&name);
+    if name == TTL && !matches!(value, AttrValue::N(_)) {
+        return Err(TableError::Validation(format!(
+            "`{TTL}` must be a number of epoch seconds"
+        )));
+    }
     match value {
         AttrValue::S(s) if must_be_string && s.is_empty() => Err(TableError::Validation(format!(
             "key attribute `{name}` must not be empty"
@@ -512,9 +517,6 @@ fn validate_attr(name: &str, value: &AttrValue) -> Result<(), TableError> {
         AttrValue::N(n) if n.parse::<f64>().is_err() => Err(TableError::Validation(format!(
             "attribute `{name}` is not a number"
         ))),
-        _ if name == TTL && !matches!(value, AttrValue::N(_)) => Err(TableError::Validation(
-            format!("`{TTL}` must be a number of epoch seconds"),
-        )),
         _ => Ok(()),
     }
 }
