@@ -1,0 +1,176 @@
+//! The dev server as a developer runs it: the real binary, a real port, a data directory
+//! that survives a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use shared::Secret;
+use shared::config::{Backend, Config, QueueRole};
+use shared::domain::{IntegrationId, TenantId};
+use shared::ports::table::{AttrValue, Key};
+use shared::ports::{EncryptionContext, OutgoingMessage};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Running {
+    child: Child,
+    addr: String,
+    token: Option<String>,
+}
+
+/// Starts the binary on a free port and reads its start-up lines.
+async fn spawn(data_dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devserver"))
+        .env("PORT", "0")
+        .env("DATA_DIR", data_dir)
+        .env_remove("LOCAL_JWT_SECRET")
+        .env_remove("BACKEND")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut token = None;
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(a) = line.strip_prefix("devserver listening on http://") {
+                addr = Some(a.to_owned());
+            }
+            if let Some((_, t)) = line.split_once("): ") {
+                token = Some(t.to_owned());
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .unwrap();
+    Running {
+        child,
+        addr: addr.expect("the dev server prints its address"),
+        token,
+    }
+}
+
+async fn terminate(mut running: Running) {
+    let pid = running.child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+#[tokio::test]
+async fn binary_answers_health_serves_openapi_and_keeps_its_token_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spawn(dir.path()).await;
+    let token = first
+        .token
+        .clone()
+        .expect("a dev token is printed when no secret is set");
+    let (status, body) = http_get(&first.addr, "/v1/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+    let (status, body) = http_get(&first.addr, "/openapi.yaml").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/v1/health"));
+    let (status, body) = http_get(&first.addr, "/v1/nowhere").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("\"NOT_FOUND\""));
+    terminate(first).await;
+
+    let second = spawn(dir.path()).await;
+    let (status, _) = http_get(&second.addr, "/v1/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        second.token,
+        Some(token),
+        "the same data directory, the same dev secret"
+    );
+    terminate(second).await;
+}
+
+#[tokio::test]
+async fn restarted_on_the_same_data_dir_it_finds_items_messages_and_keys_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        backend: Backend::Embedded {
+            data_dir: dir.path().to_owned(),
+        },
+        ..Config::from_lookup(|_| None).unwrap()
+    };
+    let secret = || Secret::new(b"test".to_vec());
+    let context = EncryptionContext::integration(
+        &TenantId::parse("demo").unwrap(),
+        &IntegrationId::parse("int1").unwrap(),
+    );
+    let key = Key::new("TENANT#demo", "PROFILE");
+
+    let server = devserver::start(&config, 0, secret()).await.unwrap();
+    let mut item = key.to_item();
+    item.insert("name".into(), AttrValue::s("Cafe"));
+    server.ports.table.put(item.clone(), None).await.unwrap();
+    let queue = server.ports.queue(QueueRole::Outbound).unwrap();
+    queue
+        .send(OutgoingMessage::new("queued before restart"))
+        .await
+        .unwrap();
+    drop(queue);
+    let sealed = server
+        .ports
+        .secrets()
+        .unwrap()
+        .seal(b"token", &context)
+        .await
+        .unwrap();
+    server.shutdown().await;
+
+    let server = devserver::start(&config, 0, secret()).await.unwrap();
+    assert_eq!(server.ports.table.get(&key).await.unwrap(), Some(item));
+    let queue = server.ports.queue(QueueRole::Outbound).unwrap();
+    let messages = queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body, "queued before restart");
+    let opened = server
+        .ports
+        .secrets()
+        .unwrap()
+        .open(&sealed, &context)
+        .await
+        .unwrap();
+    assert_eq!(opened.expose().as_slice(), b"token");
+    drop(queue);
+    server.shutdown().await;
+}
