@@ -102,20 +102,7 @@ pub fn to_api_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|token| auth::verify_hs256(token.trim(), jwt_secret, now_secs).ok());
-    ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts
-            .uri
-            .query()
-            .map(ApiRequest::parse_query)
-            .unwrap_or_default(),
-        headers: parts.headers,
-        body,
-        claims,
-        request_id: ulid::Ulid::new().to_string(),
-        path_params: Default::default(),
-    }
+    ApiRequest::from_parts(parts, body, claims, ulid::Ulid::new().to_string())
 }
 
 fn to_response(api: ApiResponse) -> Response {

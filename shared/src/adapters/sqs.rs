@@ -7,7 +7,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use crate::ports::queue::{self, MAX_BATCH, OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use crate::ports::queue::{self, OutgoingMessage, Queue, QueueError, ReceivedMessage};
 
 #[derive(Clone)]
 pub struct SqsQueue {
@@ -121,9 +121,7 @@ impl Queue for SqsQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        if !(1..=MAX_BATCH).contains(&max) {
-            return Err(QueueError::BatchSize(max));
-        }
+        queue::validate_receive(max, visibility)?;
         let out = self
             .client
             .receive_message()
@@ -174,6 +172,7 @@ impl Queue for SqsQueue {
         receipt_handle: &str,
         visibility: Duration,
     ) -> Result<(), QueueError> {
+        queue::validate_visibility(visibility)?;
         self.client
             .change_message_visibility()
             .queue_url(&self.url)

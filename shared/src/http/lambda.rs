@@ -29,20 +29,7 @@ pub fn from_lambda(req: lambda_http::Request) -> ApiRequest {
         Body::Binary(bytes) => bytes.into(),
         _ => bytes::Bytes::new(),
     };
-    ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts
-            .uri
-            .query()
-            .map(ApiRequest::parse_query)
-            .unwrap_or_default(),
-        headers: parts.headers,
-        body,
-        claims,
-        request_id,
-        path_params: Default::default(),
-    }
+    ApiRequest::from_parts(parts, body, claims, request_id)
 }
 
 pub fn to_lambda(resp: ApiResponse) -> lambda_http::Response<Body> {

@@ -34,6 +34,26 @@ impl ApiRequest {
         }
     }
 
+    /// Builds a request from HTTP parts; `claims` are already verified by the caller
+    /// (the API Gateway authorizer, or the dev server's HS256 check).
+    pub fn from_parts(
+        parts: http::request::Parts,
+        body: Bytes,
+        claims: Option<JwtClaims>,
+        request_id: String,
+    ) -> Self {
+        Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(Self::parse_query).unwrap_or_default(),
+            headers: parts.headers,
+            body,
+            claims,
+            request_id,
+            path_params: HashMap::new(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -89,6 +89,26 @@ impl QueueError {
     }
 }
 
+/// SQS's longest visibility timeout.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Checks receive parameters the way SQS does: 1..=10 messages, visibility ≤ 12 hours.
+pub fn validate_receive(max: usize, visibility: Duration) -> Result<(), QueueError> {
+    if !(1..=MAX_BATCH).contains(&max) {
+        return Err(QueueError::BatchSize(max));
+    }
+    validate_visibility(visibility)
+}
+
+pub fn validate_visibility(visibility: Duration) -> Result<(), QueueError> {
+    if visibility > MAX_VISIBILITY {
+        return Err(QueueError::Validation(
+            "visibility timeout is longer than 12 hours".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a batch the way SQS does: 1..=10 entries, each valid.
 pub fn validate_batch(messages: &[OutgoingMessage]) -> Result<(), QueueError> {
     if messages.is_empty() || messages.len() > MAX_BATCH {

@@ -48,14 +48,14 @@ impl ApiKeys {
         Self { table, clock }
     }
 
-    /// Creates a key; the raw key is returned once and never stored.
+    /// Creates a key (256 random bits); the raw key is returned once and never stored.
     pub async fn create(
         &self,
         tenant: &TenantId,
         name: &str,
         scopes: Vec<Scope>,
     ) -> Result<(ApiKeyRecord, Secret<String>), TableError> {
-        let mut random = [0u8; 24];
+        let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| TableError::Unavailable(e.to_string()))?;
         let raw = format!("ak_{}", hex::encode(random));
         let record = ApiKeyRecord {

@@ -10,6 +10,18 @@ type Q = Fixture<QueuePair>;
 
 const HIDE: Duration = Duration::from_secs(30);
 
+/// Receives until something arrives (at most 10 s): for delays and visibility timeouts.
+async fn receive_eventually(q: &Q) -> Vec<shared::ports::ReceivedMessage> {
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let got = q.queue.receive(10, HIDE).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+    }
+    Vec::new()
+}
+
 pub async fn sent_message_is_received_and_deleted(q: Q) {
     let id = q
         .queue
@@ -44,14 +56,7 @@ pub async fn delay_hides_a_message_until_it_elapses(q: Q) {
         q.queue.receive(10, HIDE).await.unwrap().is_empty(),
         "a delayed message is hidden"
     );
-    let mut got = Vec::new();
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        got = q.queue.receive(10, HIDE).await.unwrap();
-        if !got.is_empty() {
-            break;
-        }
-    }
+    let got = receive_eventually(&q).await;
     assert_eq!(
         got.len(),
         1,
@@ -65,14 +70,7 @@ pub async fn received_message_stays_hidden_for_its_visibility_timeout(q: Q) {
     let first = q.queue.receive(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(first.len(), 1);
     assert!(q.queue.receive(10, HIDE).await.unwrap().is_empty());
-    let mut again = Vec::new();
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        again = q.queue.receive(10, HIDE).await.unwrap();
-        if !again.is_empty() {
-            break;
-        }
-    }
+    let again = receive_eventually(&q).await;
     assert_eq!(
         again.len(),
         1,

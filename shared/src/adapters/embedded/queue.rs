@@ -11,11 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::blocking;
 use crate::ports::Clock;
-use crate::ports::queue::{self, MAX_BATCH, OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use crate::ports::queue::{self, OutgoingMessage, Queue, QueueError, ReceivedMessage};
 
 const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("messages");
-/// SQS's longest visibility timeout.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Stored {
@@ -205,14 +203,7 @@ impl Queue for EmbeddedQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        if !(1..=MAX_BATCH).contains(&max) {
-            return Err(QueueError::BatchSize(max));
-        }
-        if visibility > MAX_VISIBILITY {
-            return Err(QueueError::Validation(
-                "visibility timeout is longer than 12 hours".into(),
-            ));
-        }
+        queue::validate_receive(max, visibility)?;
         let name = self.spec.name.clone();
         let redrive = self.spec.redrive.clone();
         self.write(move |txn, now| {
@@ -296,11 +287,7 @@ impl Queue for EmbeddedQueue {
         receipt_handle: &str,
         visibility: Duration,
     ) -> Result<(), QueueError> {
-        if visibility > MAX_VISIBILITY {
-            return Err(QueueError::Validation(
-                "visibility timeout is longer than 12 hours".into(),
-            ));
-        }
+        queue::validate_visibility(visibility)?;
         let id = Self::parse_receipt(receipt_handle)?;
         let own_key = key(&self.spec.name, &id);
         let receipt = receipt_handle.to_owned();
