@@ -26,16 +26,25 @@ async fn api_key_is_stored_hashed_and_grants_only_its_scopes() {
     let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
     let keys = ApiKeys::new(ports.table.clone(), ports.clock.clone());
     let tenant = TenantId::parse("acme").unwrap();
-    let (record, raw) = keys.create(&tenant, "bot engine", vec![Scope::ConfigRead]).await.unwrap();
+    let (record, raw) = keys
+        .create(&tenant, "bot engine", vec![Scope::ConfigRead])
+        .await
+        .unwrap();
 
     let stored = ports
         .table
-        .get(&Key::new(format!("APIKEY#{}", hash_key(raw.expose())), "APIKEY"))
+        .get(&Key::new(
+            format!("APIKEY#{}", hash_key(raw.expose())),
+            "APIKEY",
+        ))
         .await
         .unwrap()
         .expect("stored under its hash");
     let dump = format!("{stored:?}");
-    assert!(!dump.contains(raw.expose().as_str()), "the raw key is never stored");
+    assert!(
+        !dump.contains(raw.expose().as_str()),
+        "the raw key is never stored"
+    );
     let listed = ports
         .table
         .query(Query::gsi1("TENANT#acme#APIKEYS"))
@@ -44,12 +53,23 @@ async fn api_key_is_stored_hashed_and_grants_only_its_scopes() {
     assert_eq!(listed.items.len(), 1);
 
     let router = Router::new(Some(Arc::new(Authenticator::new(keys))))
-        .route(Method::GET, "/v1/bot/config", Access::ApiKey(Scope::ConfigRead), |_, p| async move {
-            Ok(ApiResponse::json(StatusCode::OK, &json!({"tenant": p.tenant()?.as_str()})))
-        })
-        .route(Method::POST, "/v1/leads", Access::ApiKey(Scope::LeadsWrite), |_, _| async {
-            Ok(ApiResponse::empty(StatusCode::CREATED))
-        });
+        .route(
+            Method::GET,
+            "/v1/bot/config",
+            Access::ApiKey(Scope::ConfigRead),
+            |_, p| async move {
+                Ok(ApiResponse::json(
+                    StatusCode::OK,
+                    &json!({"tenant": p.tenant()?.as_str()}),
+                ))
+            },
+        )
+        .route(
+            Method::POST,
+            "/v1/leads",
+            Access::ApiKey(Scope::LeadsWrite),
+            |_, _| async { Ok(ApiResponse::empty(StatusCode::CREATED)) },
+        );
 
     let ok = router.handle(request(Some(raw.expose()))).await;
     assert_eq!(ok.status, StatusCode::OK);
@@ -62,7 +82,13 @@ async fn api_key_is_stored_hashed_and_grants_only_its_scopes() {
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     assert_eq!(forbidden.json_body()["error"]["code"], "INSUFFICIENT_SCOPE");
 
-    assert_eq!(router.handle(request(Some("ak_unknown"))).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(router.handle(request(None)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        router.handle(request(Some("ak_unknown"))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        router.handle(request(None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(record.prefix.starts_with("ak_"));
 }
