@@ -1,5 +1,6 @@
 //! Domain types and rules. No I/O lives here.
 
 pub mod ids;
+pub mod registry;
 
 pub use ids::{ClientId, DialogId, IdError, IntegrationId, MessageId, TenantId};
