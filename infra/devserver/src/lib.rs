@@ -32,18 +32,21 @@ const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const DEMO_TENANT: &str = "demo";
 
 /// Every HTTP route of every function, plus `/openapi.yaml`.
-pub fn router(ports: &Ports) -> Router {
+pub fn router(ports: &Ports, public_base_url: Option<String>) -> anyhow::Result<Router> {
     let auth = Arc::new(Authenticator::new(ApiKeys::new(
         ports.table.clone(),
         ports.clock.clone(),
     )));
-    Router::new(Some(auth)).route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
-        Ok(ApiResponse::raw(
-            StatusCode::OK,
-            "application/yaml",
-            OPENAPI,
-        ))
-    })
+    let config_api = config_api::router(config_api::Deps::new(ports, public_base_url)?);
+    Ok(Router::new(Some(auth))
+        .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
+            Ok(ApiResponse::raw(
+                StatusCode::OK,
+                "application/yaml",
+                OPENAPI,
+            ))
+        })
+        .merge(config_api))
 }
 
 /// Every SQS consumer with the queue that feeds it (functions register theirs here).
@@ -155,7 +158,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (shutdown, stop) = watch::channel(false);
     let state = Arc::new(AppState {
-        router: router(&ports),
+        router: router(&ports, config.public_base_url.clone())?,
         jwt_secret,
         ports: ports.clone(),
     });
@@ -212,6 +215,38 @@ pub async fn start(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The operations of one path in the OpenAPI document (its `get:`, `post:` … keys).
+    fn documented_methods(path: &str) -> Vec<String> {
+        let header = format!("\n  {path}:\n");
+        let Some(start) = OPENAPI.find(&header) else {
+            return Vec::new();
+        };
+        OPENAPI[start + header.len()..]
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| !l.starts_with(' '))
+            .filter_map(|l| l.strip_suffix(':'))
+            .map(str::to_ascii_uppercase)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_route_is_documented_in_openapi() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports =
+            shared::backend::embedded(dir.path(), Arc::new(shared::ports::SystemClock)).unwrap();
+        assert!(documented_methods("/v1/integrations/{id}").contains(&"PATCH".to_owned()));
+        assert!(documented_methods("/v1/nowhere").is_empty());
+        for route in router(&ports, None).unwrap().describe() {
+            let (method, path) = route.split_once(' ').unwrap();
+            assert!(
+                documented_methods(path).iter().any(|m| m == method),
+                "{route} is missing from openapi.yaml"
+            );
+        }
+    }
 
     #[test]
     fn a_valid_bearer_token_becomes_claims_and_a_forged_one_does_not() {

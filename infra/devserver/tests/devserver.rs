@@ -14,9 +14,22 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-async fn http_get(addr: &str, path: &str) -> (u16, String) {
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await.unwrap();
@@ -30,6 +43,10 @@ async fn http_get(addr: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path, None, None).await
 }
 
 struct Running {
@@ -109,16 +126,39 @@ async fn binary_answers_health_serves_openapi_and_keeps_its_token_across_a_resta
     let (status, body) = http_get(&first.addr, "/v1/nowhere").await;
     assert_eq!(status, 404);
     assert!(body.contains("\"NOT_FOUND\""));
+    let connect = r#"{"provider":"telegram_bot","name":"Shop bot","config":{"bot_token":"123456:ABCDEFsecretWXYZ"}}"#;
+    let (status, body) = http(
+        &first.addr,
+        "POST",
+        "/v1/integrations",
+        Some(&token),
+        Some(connect),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        !body.contains("ABCDEFsecret"),
+        "the token is masked: {body}"
+    );
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = http(&first.addr, "POST", "/v1/integrations", None, Some(connect)).await;
+    assert_eq!(status, 401, "no token, no dashboard");
     terminate(first).await;
 
     let second = spawn(dir.path()).await;
     let (status, _) = http_get(&second.addr, "/v1/health").await;
     assert_eq!(status, 200);
     assert_eq!(
-        second.token,
-        Some(token),
+        second.token.as_deref(),
+        Some(token.as_str()),
         "the same data directory, the same dev secret"
     );
+    let path = format!("/v1/integrations/{id}");
+    let (status, body) = http(&second.addr, "GET", &path, Some(&token), None).await;
+    assert_eq!(status, 200, "the integration survives the restart: {body}");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found["config"]["bot_token"], "••••WXYZ");
     terminate(second).await;
 }
 

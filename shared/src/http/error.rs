@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::backend::BackendError;
 use crate::domain::IdError;
 use crate::ports::{QueueError, SecretBoxError, TableError};
+use crate::repo::RepoError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -144,6 +145,19 @@ impl From<SecretBoxError> for ApiError {
     fn from(e: SecretBoxError) -> Self {
         tracing::error!(error = %e, "secret box failure");
         Self::internal()
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Table(t) => t.into(),
+            RepoError::Secrets(s) => s.into(),
+            RepoError::Corrupt => {
+                tracing::error!("a stored value could not be decoded");
+                Self::internal()
+            }
+        }
     }
 }
 

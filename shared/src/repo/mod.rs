@@ -1,11 +1,24 @@
 //! Repositories, written once on top of the [`Table`](crate::ports::Table) port.
 
 pub mod api_keys;
+pub mod integrations;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::ports::SecretBoxError;
 use crate::ports::table::{AttrValue, GSI1_PK, GSI1_SK, Item, Key, PK, SK, TTL, TableError};
+
+/// What a repository call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(transparent)]
+    Secrets(#[from] SecretBoxError),
+    #[error("a stored value could not be decoded")]
+    Corrupt,
+}
 
 const RESERVED: [&str; 5] = [PK, SK, GSI1_PK, GSI1_SK, TTL];
 

@@ -1,0 +1,96 @@
+//! config-api: the dashboard's management API (SPEC §5, seed 003).
+#![forbid(unsafe_code)]
+
+mod integrations;
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+use shared::backend::{BackendError, Ports};
+use shared::domain::registry::REGISTRY;
+use shared::http::{Access, ApiResponse, Authenticator, Router};
+use shared::repo::api_keys::ApiKeys;
+use shared::repo::integrations::Integrations;
+
+/// Bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+pub struct Deps {
+    pub integrations: Integrations,
+    pub api_keys: ApiKeys,
+    /// Base of webhook URLs (`PUBLIC_BASE_URL`); `None` hides `webhook_url`.
+    pub public_base_url: Option<String>,
+}
+
+impl Deps {
+    pub fn new(ports: &Ports, public_base_url: Option<String>) -> Result<Arc<Self>, BackendError> {
+        Ok(Arc::new(Self {
+            integrations: Integrations::new(
+                ports.table.clone(),
+                ports.secrets()?,
+                ports.clock.clone(),
+            ),
+            api_keys: ApiKeys::new(ports.table.clone(), ports.clock.clone()),
+            public_base_url,
+        }))
+    }
+}
+
+/// Wraps a handler of `(deps, request, principal)` into a route closure.
+macro_rules! with {
+    ($deps:expr, $handler:path) => {{
+        let deps = $deps.clone();
+        move |req, principal| {
+            let deps = deps.clone();
+            async move { $handler(&deps, req, principal).await }
+        }
+    }};
+}
+
+pub fn router(deps: Arc<Deps>) -> Router {
+    let auth = Arc::new(Authenticator::new(deps.api_keys.clone()));
+    Router::new(Some(auth))
+        .body_limit(BODY_LIMIT)
+        .route(
+            Method::GET,
+            "/v1/registry",
+            Access::Dashboard,
+            |_, _| async {
+                Ok(ApiResponse::json(
+                    StatusCode::OK,
+                    &json!({"items": REGISTRY, "next_cursor": null}),
+                ))
+            },
+        )
+        .route(
+            Method::GET,
+            "/v1/integrations",
+            Access::Dashboard,
+            with!(deps, integrations::list),
+        )
+        .route(
+            Method::POST,
+            "/v1/integrations",
+            Access::Dashboard,
+            with!(deps, integrations::connect),
+        )
+        .route(
+            Method::GET,
+            "/v1/integrations/{id}",
+            Access::Dashboard,
+            with!(deps, integrations::get),
+        )
+        .route(
+            Method::PATCH,
+            "/v1/integrations/{id}",
+            Access::Dashboard,
+            with!(deps, integrations::patch),
+        )
+        .route(
+            Method::DELETE,
+            "/v1/integrations/{id}",
+            Access::Dashboard,
+            with!(deps, integrations::disconnect),
+        )
+}

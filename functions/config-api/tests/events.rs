@@ -1,0 +1,67 @@
+//! The events in `events/config-api/` (the ones `sam local invoke -e` and
+//! `cargo lambda invoke --data-file` use) answered by the real router.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use shared::backend;
+use shared::http::lambda::from_lambda;
+use shared::ports::SystemClock;
+
+async fn answer(raw: &str) -> (StatusCode, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
+    let router = config_api::router(config_api::Deps::new(&ports, None).unwrap());
+    let request = from_lambda(lambda_http::request::from_str(raw).unwrap());
+    let response = router.handle(request).await;
+    (response.status, response.json_body())
+}
+
+#[tokio::test]
+async fn registry_event_lists_providers() {
+    let (status, body) = answer(include_str!("../../../events/config-api/registry-get.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(18));
+}
+
+#[tokio::test]
+async fn connect_event_creates_a_masked_integration_for_the_authorizer_tenant() {
+    let (status, body) = answer(include_str!(
+        "../../../events/config-api/integrations-connect-telegram-bot.json"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["config"]["bot_token"], "••••Dsaw");
+    assert_eq!(
+        body["webhook_url"],
+        serde_json::Value::Null,
+        "no PUBLIC_BASE_URL, no webhook URL"
+    );
+}
+
+#[tokio::test]
+async fn invalid_connect_event_names_each_field() {
+    let (status, body) = answer(include_str!(
+        "../../../events/config-api/integrations-connect-invalid.json"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["client_id", "client_secret", "redirect_uri"]);
+}
+
+#[tokio::test]
+async fn event_without_authorizer_claims_is_401() {
+    let (status, body) = answer(include_str!(
+        "../../../events/config-api/integrations-list-no-token.json"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+}

@@ -1,0 +1,269 @@
+//! Integrations of a tenant. The whole config is sealed through `SecretBox` with the
+//! context `{tenant_id, integration_id}`; the stored item holds only ciphertext.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{RepoError, from_item, to_item};
+use crate::domain::registry::{IntegrationKind, IntegrationMeta};
+use crate::domain::{IntegrationId, TenantId};
+use crate::ports::table::{
+    AttrValue, Condition, Item, Key, Query, SortKey, Table, TableError, TransactOp, Update,
+};
+use crate::ports::{Clock, EncryptionContext, Sealed, SecretBox};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    Active,
+    Inactive,
+    Error,
+    Pending,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub tenant_id: TenantId,
+    pub kind: IntegrationKind,
+    pub provider: String,
+    /// The messaging network of a channel (`telegram`, `whatsapp`, `max`, …): one primary
+    /// integration per tenant and channel.
+    pub channel: Option<String>,
+    pub name: String,
+    pub status: IntegrationStatus,
+    pub is_enabled: bool,
+    pub is_primary: bool,
+    pub config: Sealed,
+    pub last_error: Option<String>,
+    pub last_sync_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Incremented by every save; a save expecting another version is refused.
+    pub version: u64,
+}
+
+/// A decrypted config: field → value. Never printed.
+pub type OpenConfig = BTreeMap<String, Secret<String>>;
+
+/// The network a channel provider talks on.
+pub fn channel_of(meta: &IntegrationMeta, config: &BTreeMap<String, String>) -> Option<String> {
+    if meta.kind != IntegrationKind::Channel {
+        return None;
+    }
+    Some(match meta.provider {
+        "telegram_bot" | "telegram_crm" => "telegram".to_owned(),
+        "wappi" => config
+            .get("platform")
+            .cloned()
+            .unwrap_or_else(|| "telegram".into()),
+        other => other.to_owned(),
+    })
+}
+
+fn key(tenant: &TenantId, id: &IntegrationId) -> Key {
+    Key::new(format!("TENANT#{tenant}"), format!("INTEGRATION#{id}"))
+}
+
+fn primary_key(tenant: &TenantId, channel: &str) -> Key {
+    Key::new(format!("TENANT#{tenant}"), format!("PRIMARY#{channel}"))
+}
+
+#[derive(Clone)]
+pub struct Integrations {
+    table: Arc<dyn Table>,
+    secrets: Arc<dyn SecretBox>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Integrations {
+    pub fn new(table: Arc<dyn Table>, secrets: Arc<dyn SecretBox>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            table,
+            secrets,
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub async fn seal(
+        &self,
+        tenant: &TenantId,
+        id: &IntegrationId,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Sealed, RepoError> {
+        let plaintext = Secret::new(serde_json::to_vec(config).map_err(|_| RepoError::Corrupt)?);
+        Ok(self
+            .secrets
+            .seal(
+                plaintext.expose(),
+                &EncryptionContext::integration(tenant, id),
+            )
+            .await?)
+    }
+
+    pub async fn open(&self, integration: &Integration) -> Result<OpenConfig, RepoError> {
+        let plaintext = self
+            .secrets
+            .open(
+                &integration.config,
+                &EncryptionContext::integration(&integration.tenant_id, &integration.id),
+            )
+            .await?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_slice(plaintext.expose()).map_err(|_| RepoError::Corrupt)?;
+        Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+    }
+
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &IntegrationId,
+    ) -> Result<Option<Integration>, RepoError> {
+        let item = self.table.get(&key(tenant, id)).await?;
+        Ok(item.as_ref().map(from_item).transpose()?)
+    }
+
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Integration>, RepoError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::partition(format!("TENANT#{tenant}"))
+                        .sort(SortKey::BeginsWith("INTEGRATION#".into()))
+                        .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                out.push(from_item(item)?);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn item(integration: &Integration) -> Result<Item, RepoError> {
+        Ok(to_item(
+            &key(&integration.tenant_id, &integration.id),
+            integration,
+        )?)
+    }
+
+    /// Stores a new integration (the id must be fresh).
+    pub async fn insert(&self, integration: &Integration) -> Result<(), RepoError> {
+        self.table
+            .put(Self::item(integration)?, Some(Condition::ItemNotExists))
+            .await?;
+        Ok(())
+    }
+
+    /// Saves a changed integration if nobody saved it since it was read (`version`), and
+    /// bumps the version. A concurrent change is `TableError::ConditionFailed`.
+    pub async fn save(&self, integration: &mut Integration) -> Result<(), RepoError> {
+        let expected = integration.version;
+        integration.version += 1;
+        integration.updated_at = self.clock.now();
+        let result = self
+            .table
+            .put(
+                Self::item(integration)?,
+                Some(Condition::Eq("version".into(), AttrValue::n(expected))),
+            )
+            .await;
+        if result.is_err() {
+            integration.version = expected;
+        }
+        Ok(result?)
+    }
+
+    /// The id of the primary integration of a channel, if any.
+    pub async fn primary(
+        &self,
+        tenant: &TenantId,
+        channel: &str,
+    ) -> Result<Option<IntegrationId>, RepoError> {
+        let marker = self.table.get(&primary_key(tenant, channel)).await?;
+        Ok(marker
+            .as_ref()
+            .and_then(|m| m.get("integration_id"))
+            .and_then(AttrValue::as_s)
+            .and_then(|id| IntegrationId::parse(id).ok()))
+    }
+
+    /// Makes `integration` the primary of its channel, atomically: the previous primary
+    /// loses the flag in the same transaction, and a concurrent switch makes this one fail.
+    pub async fn make_primary(&self, integration: &Integration) -> Result<(), RepoError> {
+        let Some(channel) = &integration.channel else {
+            return Ok(());
+        };
+        let tenant = &integration.tenant_id;
+        let previous = self.primary(tenant, channel).await?;
+        let marker_condition = match &previous {
+            Some(id) => Condition::Eq("integration_id".into(), AttrValue::s(id.as_str())),
+            None => Condition::ItemNotExists,
+        };
+        let mut marker = primary_key(tenant, channel).to_item();
+        marker.insert(
+            "integration_id".into(),
+            AttrValue::s(integration.id.as_str()),
+        );
+        let mut ops = vec![
+            TransactOp::Put {
+                item: marker,
+                condition: Some(marker_condition),
+            },
+            TransactOp::Update {
+                key: key(tenant, &integration.id),
+                update: Update::new()
+                    .set("is_primary", AttrValue::Bool(true))
+                    .add("version", 1),
+                condition: Some(Condition::Eq("is_enabled".into(), AttrValue::Bool(true))),
+            },
+        ];
+        if let Some(old) = previous.filter(|old| *old != integration.id) {
+            ops.push(TransactOp::Update {
+                key: key(tenant, &old),
+                update: Update::new()
+                    .set("is_primary", AttrValue::Bool(false))
+                    .add("version", 1),
+                condition: Some(Condition::ItemExists),
+            });
+        }
+        self.table.transact_write(ops).await.map_err(|e| match e {
+            TableError::TransactionCanceled { .. } => TableError::ConditionFailed.into(),
+            other => other.into(),
+        })
+    }
+
+    /// Clears the primary marker of a channel if it points at this integration.
+    pub async fn release_primary(&self, integration: &Integration) -> Result<(), RepoError> {
+        let Some(channel) = &integration.channel else {
+            return Ok(());
+        };
+        let result = self
+            .table
+            .delete(
+                &primary_key(&integration.tenant_id, channel),
+                Some(Condition::Eq(
+                    "integration_id".into(),
+                    AttrValue::s(integration.id.as_str()),
+                )),
+            )
+            .await;
+        match result {
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
