@@ -147,7 +147,7 @@ impl Config {
         let providers = ProviderUrls {
             telegram: url("TELEGRAM_API_BASE", "https://api.telegram.org")?,
             wappi: url("WAPPI_API_BASE", "https://wappi.pro")?,
-            max: url("MAX_API_BASE", "https://platform-api.max.ru")?,
+            max: url("MAX_API_BASE", "https://platform-api2.max.ru")?,
             whatsapp: url("WHATSAPP_API_BASE", "https://graph.facebook.com/v21.0")?,
             viber: url("VIBER_API_BASE", "https://chatapi.viber.com/pa")?,
             vk: url("VK_API_BASE", "https://api.vk.com/method")?,

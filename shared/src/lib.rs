@@ -15,9 +15,12 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ports;
+pub mod providers;
 pub mod repo;
 pub mod secret;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;
 
 pub use secret::Secret;

@@ -1,0 +1,109 @@
+//! Provider API clients, one module per messenger or CRM, on one HTTP client.
+//!
+//! Every provider error is classified once, in its module, into a [`ProviderError`]; the
+//! reason text never contains a token (URLs are stripped from transport errors, because
+//! the Telegram Bot API carries the token in its path).
+
+pub mod max;
+pub mod telegram_bot;
+
+use std::time::Duration;
+
+/// A provider call's failure, classified for routing and retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Credentials or configuration are wrong: mark the integration `error`.
+    #[error("the provider refused the credentials: {0}")]
+    Auth(String),
+    /// The recipient cannot be reached through this integration.
+    #[error("the recipient is unreachable: {0}")]
+    RecipientUnreachable(String),
+    /// Try again later (429, 5xx, timeouts, connection failures).
+    #[error("the provider is temporarily unavailable: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The provider refused the request for good (bad request, blocked by the user).
+    #[error("the provider refused the request: {0}")]
+    Rejected(String),
+}
+
+impl ProviderError {
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Auth(r) | Self::RecipientUnreachable(r) | Self::Rejected(r) => r.clone(),
+            Self::Transient { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+/// Per-attempt limits of every provider call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The one HTTP client (rustls, aws-lc-rs — the same TLS stack as the AWS SDK).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!(
+            "messenger-integrations/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// A transport failure (no answer): transient, described without the URL.
+pub fn transport_error(err: reqwest::Error) -> ProviderError {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    ProviderError::Transient {
+        reason: format!("{kind}: {}", err.without_url()),
+        retry_after: None,
+    }
+}
+
+/// Classifies a bare HTTP status the common way.
+pub fn classify_status(
+    status: u16,
+    reason: String,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    match status {
+        401 | 403 => ProviderError::Auth(reason),
+        429 | 500..=599 => ProviderError::Transient {
+            reason,
+            retry_after,
+        },
+        _ => ProviderError::Rejected(reason),
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds.
+pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Keeps a provider's own message short and printable for logs and `last_error`.
+pub fn short(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    if clean.is_empty() {
+        "no details".into()
+    } else {
+        clean
+    }
+}

@@ -1,0 +1,171 @@
+//! Local HTTP servers that speak a provider's documented API and record every request, so
+//! provider clients are tested over the wire against `127.0.0.1:0`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One request the fake provider received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+type Responder = dyn Fn(&Recorded) -> (u16, Value) + Send + Sync;
+
+pub struct FakeServer {
+    pub base: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeServer {
+    /// Starts a server answering every request with `respond`.
+    pub async fn start(
+        respond: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let respond: Arc<Responder> = Arc::new(respond);
+        let log = requests.clone();
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let log = log.clone();
+            let respond = respond.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes: Bytes = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let recorded = Recorded {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts.headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                };
+                let (status, body) = respond(&recorded);
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(recorded);
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let response: Response = (
+                    status,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response();
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            base,
+            requests,
+            _task: task,
+        })
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The Telegram Bot API for one valid token: `getMe`, `setWebhook`, `deleteWebhook`;
+/// any other token is answered as Telegram does (401 Unauthorized).
+pub fn telegram_bot_api(
+    valid_token: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        let Some((token, method)) = req
+            .path
+            .strip_prefix("/bot")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return (
+                404,
+                json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+            );
+        };
+        if token != valid_token {
+            return (
+                401,
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            );
+        }
+        match method {
+            "getMe" => (
+                200,
+                json!({"ok": true, "result": {"id": 110201543, "is_bot": true, "first_name": "Shop", "username": "shop_bot"}}),
+            ),
+            "setWebhook" => {
+                if req.body["url"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("https://"))
+                {
+                    (
+                        200,
+                        json!({"ok": true, "result": true, "description": "Webhook was set"}),
+                    )
+                } else {
+                    (
+                        400,
+                        json!({"ok": false, "error_code": 400, "description": "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"}),
+                    )
+                }
+            }
+            "deleteWebhook" => (
+                200,
+                json!({"ok": true, "result": true, "description": "Webhook was deleted"}),
+            ),
+            _ => (
+                404,
+                json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"}),
+            ),
+        }
+    }
+}
+
+/// The MAX Bot API for one valid token: `GET /me`, `POST|DELETE /subscriptions`.
+pub fn max_api(
+    valid_token: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        if req.header("authorization") != Some(valid_token) {
+            return (
+                401,
+                json!({"code": "verify.token", "message": "Invalid access_token"}),
+            );
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/me") => (
+                200,
+                json!({"user_id": 9007199254740993i64, "name": "Shop", "username": "shop_bot", "is_bot": true}),
+            ),
+            ("POST", "/subscriptions") => (200, json!({"success": true})),
+            ("DELETE", "/subscriptions") => (200, json!({"success": true})),
+            _ => (
+                404,
+                json!({"code": "not.found", "message": "Method not found"}),
+            ),
+        }
+    }
+}
