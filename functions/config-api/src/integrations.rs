@@ -15,6 +15,9 @@ use shared::repo::RepoError;
 use shared::repo::integrations::{self as repo, Integration, IntegrationStatus, OpenConfig};
 
 use crate::Deps;
+use crate::provider_calls::{self, registers_webhook, webhook_url};
+use shared::ports::table::Cursor;
+use shared::providers::ProviderError;
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -249,11 +252,13 @@ pub async fn connect(
                 .map_err(conflict)?;
         }
     }
-    let stored = deps
-        .integrations
-        .get(&tenant, &integration.id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    deps.logs
+        .record(&tenant, &integration.id, "connected", Ok(()))
+        .await;
+    let mut stored = reload(deps, &integration).await?;
+    if stored.is_enabled {
+        sync_webhook(deps, &mut stored).await?;
+    }
     Ok(ApiResponse::json(
         StatusCode::CREATED,
         &view(deps, &stored).await?,
@@ -290,12 +295,86 @@ fn merge(
     merged
 }
 
+async fn reload(deps: &Deps, integration: &Integration) -> Result<Integration, ApiError> {
+    deps.integrations
+        .get(&integration.tenant_id, &integration.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))
+}
+
+/// Registers the webhook of an enabled integration whose provider needs one, and records
+/// the outcome in its status: `active`, `error` with the provider's reason, or `pending`
+/// when there is no public URL to register. A failed registration never loses the
+/// integration and never answers 5xx.
+async fn sync_webhook(deps: &Deps, integration: &mut Integration) -> Result<(), ApiError> {
+    if !registers_webhook(&integration.provider) {
+        return Ok(());
+    }
+    let (status, last_error) = match webhook_url(deps, integration) {
+        None => (
+            IntegrationStatus::Pending,
+            Some("PUBLIC_BASE_URL is not configured, so the webhook is not registered".to_owned()),
+        ),
+        Some(url) => {
+            let config = deps.integrations.open(integration).await?;
+            let result = provider_calls::register(deps, integration, &config, &url).await;
+            let outcome = result.as_ref().map(drop).map_err(ToString::to_string);
+            deps.logs
+                .record(
+                    &integration.tenant_id,
+                    &integration.id,
+                    "webhook_registration",
+                    outcome,
+                )
+                .await;
+            match result {
+                Ok(()) => (IntegrationStatus::Active, None),
+                Err(e) => (
+                    IntegrationStatus::Error,
+                    Some(format!("webhook registration failed: {e}")),
+                ),
+            }
+        }
+    };
+    if status == IntegrationStatus::Active {
+        integration.last_sync_at = Some(deps.integrations.now());
+    }
+    integration.status = status;
+    integration.last_error = last_error;
+    deps.integrations.save(integration).await.map_err(conflict)
+}
+
+/// Removes the webhook of an integration that stops receiving; a failure is logged only.
+async fn remove_webhook(deps: &Deps, integration: &Integration) {
+    let Some(url) =
+        webhook_url(deps, integration).filter(|_| registers_webhook(&integration.provider))
+    else {
+        return;
+    };
+    let outcome = match deps.integrations.open(integration).await {
+        Ok(config) => provider_calls::unregister(deps, integration, &config, &url)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    deps.logs
+        .record(
+            &integration.tenant_id,
+            &integration.id,
+            "webhook_removal",
+            outcome,
+        )
+        .await;
+}
+
 async fn apply_patch(
     deps: &Deps,
     mut integration: Integration,
     body: PatchBody,
 ) -> Result<Integration, ApiError> {
     let meta = meta_of(&integration)?;
+    let was_enabled = integration.is_enabled;
+    let config_changed = body.config.is_some();
     let tenant = integration.tenant_id.clone();
     if let Some(name) = body.name {
         integration.name = clean_name(Some(name), meta.name)?;
@@ -354,10 +433,20 @@ async fn apply_patch(
             .await
             .map_err(conflict)?;
     }
-    deps.integrations
-        .get(&tenant, &integration.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("integration"))
+    let mut updated = reload(deps, &integration).await?;
+    if was_enabled && !updated.is_enabled {
+        remove_webhook(deps, &updated).await;
+    }
+    if updated.is_enabled && (!was_enabled || config_changed) {
+        sync_webhook(deps, &mut updated).await?;
+    }
+    let event = if was_enabled && !updated.is_enabled {
+        "disconnected"
+    } else {
+        "updated"
+    };
+    deps.logs.record(&tenant, &updated.id, event, Ok(())).await;
+    Ok(updated)
 }
 
 pub async fn patch(
@@ -393,5 +482,94 @@ pub async fn disconnect(
     Ok(ApiResponse::json(
         StatusCode::OK,
         &view(deps, &updated).await?,
+    ))
+}
+
+/// `POST /v1/integrations/{id}/test`: a real provider call with the stored credentials.
+/// The check's outcome is the answer (200 with `ok`); credentials the provider refuses put
+/// the integration in `error` with the provider's reason.
+pub async fn test(
+    deps: &Deps,
+    req: ApiRequest,
+    principal: Principal,
+) -> Result<ApiResponse, ApiError> {
+    let mut integration = load(deps, &req, &principal).await?;
+    let config = deps.integrations.open(&integration).await?;
+    let Some(result) = provider_calls::live_check(deps, &integration, &config).await else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "LIVE_CHECK_UNAVAILABLE",
+            format!("there is no live check for {} yet", integration.provider),
+        ));
+    };
+    let outcome = result.as_ref().map(drop).map_err(ToString::to_string);
+    deps.logs
+        .record(
+            &integration.tenant_id,
+            &integration.id,
+            "live_check",
+            outcome,
+        )
+        .await;
+    let answer = match result {
+        Ok(details) => {
+            if integration.is_enabled && registers_webhook(&integration.provider) {
+                sync_webhook(deps, &mut integration).await?;
+            } else if integration.is_enabled {
+                integration.status = IntegrationStatus::Active;
+                integration.last_error = None;
+                integration.last_sync_at = Some(deps.integrations.now());
+                deps.integrations
+                    .save(&mut integration)
+                    .await
+                    .map_err(conflict)?;
+            }
+            json!({"ok": true, "details": details})
+        }
+        Err(error) => {
+            let class = match &error {
+                ProviderError::Auth(_) => "auth",
+                ProviderError::Transient { .. } => "transient",
+                ProviderError::RecipientUnreachable(_) | ProviderError::Rejected(_) => "rejected",
+            };
+            if !matches!(error, ProviderError::Transient { .. }) {
+                integration.status = IntegrationStatus::Error;
+                integration.last_error = Some(error.to_string());
+                deps.integrations
+                    .save(&mut integration)
+                    .await
+                    .map_err(conflict)?;
+            }
+            json!({"ok": false, "error": {"class": class, "reason": error.reason()}})
+        }
+    };
+    let mut answer = answer;
+    answer["integration"] = view(deps, &integration).await?;
+    Ok(ApiResponse::json(StatusCode::OK, &answer))
+}
+
+/// `GET /v1/integrations/{id}/logs?limit=&cursor=`: newest first.
+pub async fn logs(
+    deps: &Deps,
+    req: ApiRequest,
+    principal: Principal,
+) -> Result<ApiResponse, ApiError> {
+    let integration = load(deps, &req, &principal).await?;
+    let limit = match req.query.get("limit") {
+        None => 50,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 100"))?,
+    };
+    let cursor = req.query.get("cursor").map(|c| Cursor::parse(c.as_str()));
+    let (items, next) = deps
+        .logs
+        .list(&integration.tenant_id, &integration.id, limit, cursor)
+        .await?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &json!({"items": items, "next_cursor": next}),
     ))
 }

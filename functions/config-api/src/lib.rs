@@ -2,15 +2,21 @@
 #![forbid(unsafe_code)]
 
 mod integrations;
+mod provider_calls;
 
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use serde_json::json;
 use shared::backend::{BackendError, Ports};
+use shared::config::Config;
 use shared::domain::registry::REGISTRY;
 use shared::http::{Access, ApiResponse, Authenticator, Router};
+use shared::providers::http_client;
+use shared::providers::max::MaxApi;
+use shared::providers::telegram_bot::TelegramBotApi;
 use shared::repo::api_keys::ApiKeys;
+use shared::repo::integration_logs::IntegrationLogs;
 use shared::repo::integrations::Integrations;
 
 /// Bodies above this are refused with 413.
@@ -18,21 +24,28 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 
 pub struct Deps {
     pub integrations: Integrations,
+    pub logs: IntegrationLogs,
     pub api_keys: ApiKeys,
+    pub telegram: TelegramBotApi,
+    pub max: MaxApi,
     /// Base of webhook URLs (`PUBLIC_BASE_URL`); `None` hides `webhook_url`.
     pub public_base_url: Option<String>,
 }
 
 impl Deps {
-    pub fn new(ports: &Ports, public_base_url: Option<String>) -> Result<Arc<Self>, BackendError> {
+    pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
+        let http = http_client();
         Ok(Arc::new(Self {
             integrations: Integrations::new(
                 ports.table.clone(),
                 ports.secrets()?,
                 ports.clock.clone(),
             ),
+            logs: IntegrationLogs::new(ports.table.clone(), ports.clock.clone()),
             api_keys: ApiKeys::new(ports.table.clone(), ports.clock.clone()),
-            public_base_url,
+            telegram: TelegramBotApi::new(http.clone(), &config.providers.telegram),
+            max: MaxApi::new(http, &config.providers.max),
+            public_base_url: config.public_base_url.clone(),
         }))
     }
 }
@@ -92,5 +105,17 @@ pub fn router(deps: Arc<Deps>) -> Router {
             "/v1/integrations/{id}",
             Access::Dashboard,
             with!(deps, integrations::disconnect),
+        )
+        .route(
+            Method::POST,
+            "/v1/integrations/{id}/test",
+            Access::Dashboard,
+            with!(deps, integrations::test),
+        )
+        .route(
+            Method::GET,
+            "/v1/integrations/{id}/logs",
+            Access::Dashboard,
+            with!(deps, integrations::logs),
         )
 }

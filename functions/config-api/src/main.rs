@@ -5,6 +5,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let config = shared::config::Config::from_env()?;
     let ports = shared::backend::connect(&config.backend).await?;
-    let deps = config_api::Deps::new(&ports, config.public_base_url)?;
+    let deps = config_api::Deps::new(&ports, &config)?;
     shared::http::lambda::serve(std::sync::Arc::new(config_api::router(deps))).await
 }

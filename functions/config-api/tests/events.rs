@@ -12,7 +12,13 @@ use shared::ports::SystemClock;
 async fn answer(raw: &str) -> (StatusCode, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let router = config_api::router(config_api::Deps::new(&ports, None).unwrap());
+    let router = config_api::router(
+        config_api::Deps::new(
+            &ports,
+            &shared::config::Config::from_lookup(|_| None).unwrap(),
+        )
+        .unwrap(),
+    );
     let request = from_lambda(lambda_http::request::from_str(raw).unwrap());
     let response = router.handle(request).await;
     (response.status, response.json_body())

@@ -6,28 +6,48 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::backend::{self, Ports};
+use shared::config::Config;
 use shared::domain::TenantId;
 use shared::http::{ApiRequest, JwtClaims, Role, Router};
 use shared::ports::SystemClock;
 use shared::ports::table::{Key, Query};
+use shared::testing::{FakeServer, max_api, telegram_bot_api};
 
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 
 struct App {
     router: Router,
     ports: Ports,
+    telegram: FakeServer,
+    max: FakeServer,
     _dir: tempfile::TempDir,
 }
 
-fn app() -> App {
+const MAX_TOKEN: &str = "max-bot-token-0001";
+
+async fn app_with(public_base_url: Option<&str>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let deps = config_api::Deps::new(&ports, Some("https://hooks.example.com".into())).unwrap();
+    let telegram = FakeServer::start(telegram_bot_api(BOT_TOKEN))
+        .await
+        .unwrap();
+    let max = FakeServer::start(max_api(MAX_TOKEN)).await.unwrap();
+    let mut config = Config::from_lookup(|_| None).unwrap();
+    config.public_base_url = public_base_url.map(str::to_owned);
+    config.providers.telegram = telegram.base.clone();
+    config.providers.max = max.base.clone();
+    let deps = config_api::Deps::new(&ports, &config).unwrap();
     App {
         router: config_api::router(deps),
         ports,
+        telegram,
+        max,
         _dir: dir,
     }
+}
+
+async fn app() -> App {
+    app_with(Some("https://hooks.example.com")).await
 }
 
 impl App {
@@ -58,7 +78,7 @@ fn telegram(name: &str) -> Value {
 
 #[tokio::test]
 async fn registry_lists_every_provider_with_its_schema() {
-    let app = app();
+    let app = app().await;
     let (status, body) = app.call("acme", Method::GET, "/v1/registry", None).await;
     assert_eq!(status, StatusCode::OK);
     let items = body["items"].as_array().unwrap();
@@ -76,7 +96,7 @@ async fn registry_lists_every_provider_with_its_schema() {
 
 #[tokio::test]
 async fn connect_seals_the_config_masks_secrets_and_generates_a_webhook_secret() {
-    let app = app();
+    let app = app().await;
     let (status, created) = app
         .call(
             "acme",
@@ -119,7 +139,7 @@ async fn connect_seals_the_config_masks_secrets_and_generates_a_webhook_secret()
 
 #[tokio::test]
 async fn invalid_configs_are_refused_naming_each_field() {
-    let app = app();
+    let app = app().await;
     let (status, body) = app
         .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": "bitrix24", "config": {"webhook_url": "http://insecure", "extra": 1}})))
         .await;
@@ -156,7 +176,7 @@ async fn invalid_configs_are_refused_naming_each_field() {
 
 #[tokio::test]
 async fn patch_merges_and_a_masked_secret_sent_back_keeps_the_stored_one() {
-    let app = app();
+    let app = app().await;
     let (_, created) = app
         .call(
             "acme",
@@ -216,7 +236,7 @@ async fn patch_merges_and_a_masked_secret_sent_back_keeps_the_stored_one() {
 
 #[tokio::test]
 async fn one_primary_per_channel_switched_atomically() {
-    let app = app();
+    let app = app().await;
     let (_, first) = app
         .call(
             "acme",
@@ -261,7 +281,7 @@ async fn one_primary_per_channel_switched_atomically() {
 
 #[tokio::test]
 async fn disconnect_disables_and_releases_primary() {
-    let app = app();
+    let app = app().await;
     let (_, created) = app
         .call(
             "acme",
@@ -302,7 +322,7 @@ async fn disconnect_disables_and_releases_primary() {
 
 #[tokio::test]
 async fn another_tenant_never_sees_or_changes_an_integration() {
-    let app = app();
+    let app = app().await;
     let (_, created) = app
         .call(
             "acme",
@@ -341,4 +361,242 @@ async fn another_tenant_never_sees_or_changes_an_integration() {
         .call("acme", Method::GET, "/v1/integrations/bad%23id", None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+impl App {
+    fn integrations(&self) -> shared::repo::integrations::Integrations {
+        shared::repo::integrations::Integrations::new(
+            self.ports.table.clone(),
+            self.ports.secrets().unwrap(),
+            self.ports.clock.clone(),
+        )
+    }
+
+    async fn open_field(&self, tenant: &str, id: &str, field: &str) -> String {
+        let repo = self.integrations();
+        let stored = repo
+            .get(
+                &TenantId::parse(tenant).unwrap(),
+                &shared::domain::IntegrationId::parse(id).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        repo.open(&stored).await.unwrap()[field].expose().clone()
+    }
+}
+
+#[tokio::test]
+async fn connecting_a_telegram_bot_registers_its_webhook_with_the_generated_secret() {
+    let app = app().await;
+    let (status, created) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(telegram("Bot")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(created["status"], "active", "{created}");
+    let secret = app.open_field("acme", id, "webhook_secret").await;
+    let calls = app.telegram.requests();
+    let set = calls
+        .iter()
+        .find(|r| r.path.ends_with("/setWebhook"))
+        .expect("setWebhook was called");
+    assert_eq!(set.path, format!("/bot{BOT_TOKEN}/setWebhook"));
+    assert_eq!(
+        set.body["url"],
+        format!("https://hooks.example.com/v1/webhooks/telegram_bot/{id}")
+    );
+    assert_eq!(set.body["secret_token"], secret.as_str());
+
+    let path = format!("/v1/integrations/{id}");
+    app.call("acme", Method::DELETE, &path, None).await;
+    assert!(
+        app.telegram
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/bot{BOT_TOKEN}/deleteWebhook"))
+    );
+    let (_, logs) = app
+        .call("acme", Method::GET, &format!("{path}/logs"), None)
+        .await;
+    let events: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "disconnected",
+            "webhook_removal",
+            "webhook_registration",
+            "connected"
+        ]
+    );
+    assert!(!logs.to_string().contains(BOT_TOKEN) && !logs.to_string().contains(&secret));
+}
+
+#[tokio::test]
+async fn a_refused_registration_keeps_the_integration_in_error_with_the_reason() {
+    let app = app().await;
+    let body = json!({"provider": "telegram_bot", "config": {"bot_token": "111:revoked-token"}});
+    let (status, created) = app
+        .call("acme", Method::POST, "/v1/integrations", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "never a lost integration");
+    assert_eq!(created["status"], "error");
+    assert!(
+        created["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Unauthorized"),
+        "{created}"
+    );
+    assert_eq!(created["warnings"].as_array().unwrap().len(), 1);
+    assert!(!created.to_string().contains("revoked-token"));
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_still_saves_the_integration_and_never_answers_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
+    let mut config = Config::from_lookup(|_| None).unwrap();
+    config.public_base_url = Some("https://hooks.example.com".into());
+    config.providers.telegram = "http://127.0.0.1:9".into();
+    let router = config_api::router(config_api::Deps::new(&ports, &config).unwrap());
+    let mut req = ApiRequest::new(Method::POST, "/v1/integrations");
+    req.claims = Some(JwtClaims {
+        tenant_id: TenantId::parse("acme").unwrap(),
+        sub: "u".into(),
+        role: Role::Owner,
+    });
+    req.body = serde_json::to_vec(&telegram("Bot")).unwrap().into();
+    let response = router.handle(req).await;
+    assert_eq!(response.status, StatusCode::CREATED);
+    assert_eq!(response.json_body()["status"], "error");
+}
+
+#[tokio::test]
+async fn without_a_public_url_the_integration_waits_in_pending() {
+    let app = app_with(None).await;
+    let (_, created) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(telegram("Bot")),
+        )
+        .await;
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["webhook_url"], Value::Null);
+    assert!(app.telegram.requests().is_empty());
+}
+
+#[tokio::test]
+async fn max_subscription_carries_url_update_types_and_secret() {
+    let app = app().await;
+    let body = json!({"provider": "max", "config": {"access_token": MAX_TOKEN}});
+    let (_, created) = app
+        .call("acme", Method::POST, "/v1/integrations", Some(body))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(created["status"], "active", "{created}");
+    let secret = app.open_field("acme", id, "webhook_secret").await;
+    let calls = app.max.requests();
+    let sub = calls
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/subscriptions")
+        .unwrap();
+    assert_eq!(sub.header("authorization"), Some(MAX_TOKEN));
+    assert_eq!(
+        sub.body["url"],
+        format!("https://hooks.example.com/v1/webhooks/max/{id}")
+    );
+    assert_eq!(sub.body["secret"], secret.as_str());
+    assert!(
+        sub.body["update_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "message_created")
+    );
+}
+
+#[tokio::test]
+async fn live_check_calls_the_provider_and_marks_refused_credentials() {
+    let app = app().await;
+    let (_, good) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(telegram("Bot")),
+        )
+        .await;
+    let (status, checked) = app
+        .call(
+            "acme",
+            Method::POST,
+            &format!("/v1/integrations/{}/test", good["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(checked["ok"], true);
+    assert_eq!(checked["details"]["username"], "shop_bot");
+    assert!(
+        app.telegram
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/getMe"))
+    );
+
+    let (_, max) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"provider": "max", "config": {"access_token": MAX_TOKEN}})),
+        )
+        .await;
+    let max_path = format!("/v1/integrations/{}", max["id"].as_str().unwrap());
+    app.call(
+        "acme",
+        Method::PATCH,
+        &max_path,
+        Some(json!({"config": {"access_token": "revoked-max-token"}})),
+    )
+    .await;
+    let (_, failed) = app
+        .call("acme", Method::POST, &format!("{max_path}/test"), None)
+        .await;
+    assert_eq!(failed["ok"], false);
+    assert_eq!(failed["error"]["class"], "auth");
+    assert_eq!(failed["integration"]["status"], "error");
+    assert!(!failed.to_string().contains("revoked-max-token"));
+
+    let (_, crm) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"provider": "hubspot", "config": {"api_key": "pat-eu1-123"}})),
+        )
+        .await;
+    let (status, body) = app
+        .call(
+            "acme",
+            Method::POST,
+            &format!("/v1/integrations/{}/test", crm["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "LIVE_CHECK_UNAVAILABLE");
 }

@@ -32,12 +32,12 @@ const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const DEMO_TENANT: &str = "demo";
 
 /// Every HTTP route of every function, plus `/openapi.yaml`.
-pub fn router(ports: &Ports, public_base_url: Option<String>) -> anyhow::Result<Router> {
+pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
     let auth = Arc::new(Authenticator::new(ApiKeys::new(
         ports.table.clone(),
         ports.clock.clone(),
     )));
-    let config_api = config_api::router(config_api::Deps::new(ports, public_base_url)?);
+    let config_api = config_api::router(config_api::Deps::new(ports, config)?);
     Ok(Router::new(Some(auth))
         .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
             Ok(ApiResponse::raw(
@@ -158,7 +158,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (shutdown, stop) = watch::channel(false);
     let state = Arc::new(AppState {
-        router: router(&ports, config.public_base_url.clone())?,
+        router: router(&ports, config)?,
         jwt_secret,
         ports: ports.clone(),
     });
@@ -239,7 +239,10 @@ mod tests {
             shared::backend::embedded(dir.path(), Arc::new(shared::ports::SystemClock)).unwrap();
         assert!(documented_methods("/v1/integrations/{id}").contains(&"PATCH".to_owned()));
         assert!(documented_methods("/v1/nowhere").is_empty());
-        for route in router(&ports, None).unwrap().describe() {
+        for route in router(&ports, &Config::from_lookup(|_| None).unwrap())
+            .unwrap()
+            .describe()
+        {
             let (method, path) = route.split_once(' ').unwrap();
             assert!(
                 documented_methods(path).iter().any(|m| m == method),

@@ -18,6 +18,19 @@ pub enum IdError {
     InvalidCharacter { kind: &'static str },
 }
 
+/// A ULID that sorts after every other one this process made, even within one
+/// millisecond (a plain ULID is random below the millisecond). For sort keys of events
+/// that must list in the order they happened.
+pub fn ordered_ulid() -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
+}
+
 fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { kind });
@@ -136,6 +149,14 @@ mod tests {
         let b = IntegrationId::generate();
         assert_ne!(a, b);
         assert!(IntegrationId::parse(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn ordered_ulids_sort_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| ordered_ulid()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]
