@@ -1,8 +1,12 @@
 //! config-api: the dashboard's management API (SPEC §5, seed 003).
 #![forbid(unsafe_code)]
 
+mod api_keys;
+mod bot_config;
 mod integrations;
+pub mod profile;
 mod provider_calls;
+mod tenant;
 
 use std::sync::Arc;
 
@@ -11,7 +15,8 @@ use serde_json::json;
 use shared::backend::{BackendError, Ports};
 use shared::config::Config;
 use shared::domain::registry::REGISTRY;
-use shared::http::{Access, ApiResponse, Authenticator, Router};
+use shared::http::{Access, ApiResponse, Authenticator, Router, Scope};
+use shared::ports::Table;
 use shared::providers::http_client;
 use shared::providers::max::MaxApi;
 use shared::providers::telegram_bot::TelegramBotApi;
@@ -23,6 +28,7 @@ use shared::repo::integrations::Integrations;
 pub const BODY_LIMIT: usize = 256 * 1024;
 
 pub struct Deps {
+    pub table: Arc<dyn Table>,
     pub integrations: Integrations,
     pub logs: IntegrationLogs,
     pub api_keys: ApiKeys,
@@ -36,6 +42,7 @@ impl Deps {
     pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
         let http = http_client();
         Ok(Arc::new(Self {
+            table: ports.table.clone(),
             integrations: Integrations::new(
                 ports.table.clone(),
                 ports.secrets()?,
@@ -117,5 +124,59 @@ pub fn router(deps: Arc<Deps>) -> Router {
             "/v1/integrations/{id}/logs",
             Access::Dashboard,
             with!(deps, integrations::logs),
+        )
+        .route(
+            Method::GET,
+            "/v1/api-keys",
+            Access::Dashboard,
+            with!(deps, api_keys::list),
+        )
+        .route(
+            Method::POST,
+            "/v1/api-keys",
+            Access::Dashboard,
+            with!(deps, api_keys::create),
+        )
+        .route(
+            Method::DELETE,
+            "/v1/api-keys/{id}",
+            Access::Dashboard,
+            with!(deps, api_keys::revoke),
+        )
+        .route(
+            Method::GET,
+            "/v1/profile",
+            Access::Dashboard,
+            with!(deps, profile::get_profile),
+        )
+        .route(
+            Method::PUT,
+            "/v1/profile",
+            Access::Dashboard,
+            with!(deps, profile::put_profile),
+        )
+        .route(
+            Method::GET,
+            "/v1/catalog",
+            Access::Dashboard,
+            with!(deps, profile::get_catalog),
+        )
+        .route(
+            Method::PUT,
+            "/v1/catalog",
+            Access::Dashboard,
+            with!(deps, profile::put_catalog),
+        )
+        .route(
+            Method::GET,
+            "/v1/bot/config",
+            Access::ApiKey(Scope::ConfigRead),
+            with!(deps, bot_config::get),
+        )
+        .route(
+            Method::DELETE,
+            "/v1/tenant",
+            Access::Dashboard,
+            with!(deps, tenant::delete),
         )
 }

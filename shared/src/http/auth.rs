@@ -80,6 +80,22 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Refuses dashboard users whose role is not among `allowed` (API keys and anonymous
+    /// callers are refused too: this guards dashboard-only actions).
+    pub fn require_role(&self, allowed: &[Role]) -> Result<&TenantId, ApiError> {
+        match self {
+            Self::User {
+                tenant_id, role, ..
+            } if allowed.contains(role) => Ok(tenant_id),
+            Self::User { .. } => Err(ApiError::new(
+                http::StatusCode::FORBIDDEN,
+                "ROLE_REQUIRED",
+                "your role does not allow this action",
+            )),
+            Self::ApiKey { .. } | Self::Anonymous => Err(ApiError::unauthorized()),
+        }
+    }
+
     /// The caller's tenant; anonymous callers get a 401.
     pub fn tenant(&self) -> Result<&TenantId, ApiError> {
         match self {

@@ -10,7 +10,9 @@ use super::{from_item, to_item};
 use crate::domain::TenantId;
 use crate::http::Scope;
 use crate::ports::Clock;
-use crate::ports::table::{AttrValue, Condition, GSI1_PK, GSI1_SK, Key, Table, TableError, Update};
+use crate::ports::table::{
+    AttrValue, Condition, GSI1_PK, GSI1_SK, Key, Query, SortKey, Table, TableError, Update,
+};
 use crate::secret::Secret;
 
 /// `last_used_at` is written at most this often per key, to keep auth off the write path.
@@ -76,6 +78,55 @@ impl ApiKeys {
         item.insert(GSI1_SK.into(), AttrValue::s(&record.id));
         self.table.put(item, Some(Condition::ItemNotExists)).await?;
         Ok((record, Secret::new(raw)))
+    }
+
+    fn tenant_index(tenant: &TenantId) -> String {
+        format!("TENANT#{tenant}#APIKEYS")
+    }
+
+    /// Every key of a tenant (revoked ones included), oldest first.
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, TableError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(Query::gsi1(Self::tenant_index(tenant)).after(cursor))
+                .await?;
+            for item in &page.items {
+                out.push(from_item(item)?);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Revokes a key of this tenant; `None` when the tenant has no such key. Revoking twice
+    /// keeps the first revocation time.
+    pub async fn revoke(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<ApiKeyRecord>, TableError> {
+        let page = self
+            .table
+            .query(Query::gsi1(Self::tenant_index(tenant)).sort(SortKey::Eq(id.to_owned())))
+            .await?;
+        let Some(item) = page.items.first() else {
+            return Ok(None);
+        };
+        let record: ApiKeyRecord = from_item(item)?;
+        if record.revoked_at.is_some() {
+            return Ok(Some(record));
+        }
+        let key = Key::of(item)?;
+        let now = self.clock.now();
+        let update = Update::new().set("revoked_at", AttrValue::from_json(&serde_json::json!(now)));
+        let condition = Condition::Eq("tenant_id".into(), AttrValue::s(tenant.as_str()));
+        let updated = self.table.update(&key, update, Some(condition)).await?;
+        Ok(Some(from_item(&updated)?))
     }
 
     /// The active (not revoked) key with this raw value, if any.

@@ -53,3 +53,20 @@ pub fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, TableError> {
     serde_json::from_value(serde_json::Value::Object(fields))
         .map_err(|e| TableError::Corrupt(e.to_string()))
 }
+
+/// Reads a single-item document (profile, catalog, prompt) of a tenant.
+pub async fn get_document<T: DeserializeOwned>(
+    table: &dyn crate::ports::Table,
+    key: &Key,
+) -> Result<Option<T>, TableError> {
+    table.get(key).await?.as_ref().map(from_item).transpose()
+}
+
+/// Writes a single-item document, replacing the previous one.
+pub async fn put_document<T: Serialize>(
+    table: &dyn crate::ports::Table,
+    key: &Key,
+    value: &T,
+) -> Result<(), TableError> {
+    table.put(to_item(key, value)?, None).await
+}

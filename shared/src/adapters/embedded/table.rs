@@ -180,6 +180,25 @@ impl EmbeddedTable {
         .await
     }
 
+    /// Every item in the table (diagnostics and tests that must see the whole table).
+    pub async fn scan_all(&self) -> Result<Vec<Item>, TableError> {
+        let db = self.db.clone();
+        blocking(
+            move || {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let items = txn.open_table(ITEMS).map_err(unavailable)?;
+                let mut out = Vec::new();
+                for entry in items.iter().map_err(unavailable)? {
+                    let (_, v) = entry.map_err(unavailable)?;
+                    out.push(decode_item(v.value())?);
+                }
+                Ok(out)
+            },
+            TableError::Unavailable,
+        )
+        .await
+    }
+
     fn query_blocking(db: &Database, query: &Query) -> Result<Page, TableError> {
         query.validate()?;
         check_key_text(&query.pk)?;

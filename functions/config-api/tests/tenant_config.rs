@@ -1,0 +1,325 @@
+//! API keys, profile, catalog, bot config and tenant deletion through the router.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::backend::{self, Ports};
+use shared::config::Config;
+use shared::domain::TenantId;
+use shared::http::{ApiRequest, ApiResponse, JwtClaims, Role, Router};
+use shared::ports::SystemClock;
+
+struct App {
+    router: Router,
+    ports: Ports,
+    _dir: tempfile::TempDir,
+}
+
+fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
+    let deps = config_api::Deps::new(&ports, &Config::from_lookup(|_| None).unwrap()).unwrap();
+    App {
+        router: config_api::router(deps),
+        ports,
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn as_role(
+        &self,
+        tenant: &str,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = ApiRequest::new(method, path);
+        req.claims = Some(JwtClaims {
+            tenant_id: TenantId::parse(tenant).unwrap(),
+            sub: "u1".into(),
+            role,
+        });
+        if let Some(body) = body {
+            req.body = serde_json::to_vec(&body).unwrap().into();
+        }
+        let response = self.router.handle(req).await;
+        (response.status, response.json_body())
+    }
+
+    async fn call(
+        &self,
+        tenant: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.as_role(tenant, Role::Owner, method, path, body).await
+    }
+
+    async fn bot_config(&self, key: &str, etag: Option<&str>) -> ApiResponse {
+        let mut req = ApiRequest::new(Method::GET, "/v1/bot/config");
+        req.headers.insert("x-api-key", key.parse().unwrap());
+        if let Some(etag) = etag {
+            req.headers.insert("if-none-match", etag.parse().unwrap());
+        }
+        self.router.handle(req).await
+    }
+
+    async fn api_key(&self, tenant: &str, scopes: Value) -> String {
+        let (status, created) = self
+            .call(
+                tenant,
+                Method::POST,
+                "/v1/api-keys",
+                Some(json!({"name": "bot engine", "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["key"].as_str().unwrap().to_owned()
+    }
+}
+
+fn profile() -> Value {
+    json!({
+        "name": "Кафе «Ромашка»",
+        "business_type": "restaurant",
+        "language": "ru",
+        "timezone": "Europe/Moscow",
+        "working_hours": {"mon": [{"open": "09:00", "close": "14:00"}, {"open": "15:00", "close": "22:00"}]}
+    })
+}
+
+#[tokio::test]
+async fn api_key_is_shown_once_listed_without_secret_and_revocable() {
+    let app = app();
+    let key = app.api_key("acme", json!(["config:read"])).await;
+    assert!(
+        key.starts_with("ak_") && key.len() == 3 + 64,
+        "256 bits of randomness"
+    );
+    let (_, list) = app.call("acme", Method::GET, "/v1/api-keys", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(
+        !list.to_string().contains(&key[8..]),
+        "listing never shows the key"
+    );
+    assert_eq!(app.bot_config(&key, None).await.status, StatusCode::OK);
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let (status, revoked) = app
+        .call("acme", Method::DELETE, &format!("/v1/api-keys/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["revoked_at"].is_string());
+    assert_eq!(
+        app.bot_config(&key, None).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked key is refused"
+    );
+    assert_eq!(
+        app.call("other", Method::DELETE, &format!("/v1/api-keys/{id}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = app
+        .as_role(
+            "acme",
+            Role::Agent,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "x", "scopes": ["config:read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "ROLE_REQUIRED");
+    let (status, _) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "x", "scopes": ["root"]})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unknown scope is refused"
+    );
+}
+
+#[tokio::test]
+async fn profile_is_validated_field_by_field() {
+    let app = app();
+    let (status, saved) = app
+        .call("acme", Method::PUT, "/v1/profile", Some(profile()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let (_, read) = app.call("acme", Method::GET, "/v1/profile", None).await;
+    assert_eq!(read["business_type"], "restaurant");
+    let mut bad = profile();
+    bad["timezone"] = json!("Mars/Olympus");
+    bad["language"] = json!("Russian");
+    bad["working_hours"] = json!({"mon": [{"open": "10:00", "close": "09:00"}], "xyz": [], "tue": [{"open": "09:00", "close": "13:00"}, {"open": "12:00", "close": "18:00"}]});
+    let (status, body) = app
+        .call("acme", Method::PUT, "/v1/profile", Some(bad))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            "language",
+            "timezone",
+            "working_hours.mon",
+            "working_hours.tue",
+            "working_hours.xyz"
+        ]
+    );
+    let mut unknown_type = profile();
+    unknown_type["business_type"] = json!("casino");
+    assert_eq!(
+        app.call("acme", Method::PUT, "/v1/profile", Some(unknown_type))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn catalog_is_replaced_whole_and_validated() {
+    let app = app();
+    let catalog = json!({"items": [
+        {"name": "Борщ", "price_minor": 45000, "currency": "RUB", "category": "Супы", "sort_order": 2, "attributes": {"weight_g": 300}},
+        {"name": "Чай", "price_minor": 15000, "currency": "RUB", "available": false, "sort_order": 1}
+    ]});
+    let (status, saved) = app
+        .call("acme", Method::PUT, "/v1/catalog", Some(catalog))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["items"][0]["name"], "Чай", "sorted by sort_order");
+    assert!(saved["items"][1]["id"].is_string());
+    assert_eq!(saved["items"][1]["attributes"]["weight_g"], 300);
+    let bad = json!({"items": [{"name": "", "price_minor": -1, "currency": "rub", "image_url": "http://x"}]});
+    let (status, body) = app
+        .call("acme", Method::PUT, "/v1/catalog", Some(bad))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["details"]["fields"].as_array().unwrap().len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn bot_config_has_enabled_channels_with_credentials_and_an_etag() {
+    let app = app();
+    app.call("acme", Method::PUT, "/v1/profile", Some(profile()))
+        .await;
+    let (_, on) = app
+        .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": "bitrix24", "config": {"webhook_url": "https://b24.example.com/rest/1/abc/"}})))
+        .await;
+    let (_, off) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"provider": "viber", "config": {"auth_token": "viber-token-1234"}})),
+        )
+        .await;
+    app.call(
+        "acme",
+        Method::DELETE,
+        &format!("/v1/integrations/{}", off["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let key = app.api_key("acme", json!(["config:read"])).await;
+    let response = app.bot_config(&key, None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let config = response.json_body();
+    assert_eq!(config["business"]["name"], "Кафе «Ромашка»");
+    assert_eq!(config["crm"][0]["id"], on["id"]);
+    assert_eq!(
+        config["crm"][0]["credentials"]["webhook_url"],
+        "https://b24.example.com/rest/1/abc/"
+    );
+    assert_eq!(
+        config["channels"],
+        json!([]),
+        "a disconnected integration is not in the bot config"
+    );
+    let etag = response
+        .headers
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.bot_config(&key, Some(&etag)).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+    app.call(
+        "acme",
+        Method::PUT,
+        "/v1/catalog",
+        Some(json!({"items": [{"name": "Чай", "price_minor": 1, "currency": "RUB"}]})),
+    )
+    .await;
+    assert_eq!(
+        app.bot_config(&key, Some(&etag)).await.status,
+        StatusCode::OK,
+        "a change changes the ETag"
+    );
+    let wrong_scope = app.api_key("acme", json!(["leads:write"])).await;
+    assert_eq!(
+        app.bot_config(&wrong_scope, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_tenant_leaves_no_item_of_it_in_the_table() {
+    let app = app();
+    for tenant in ["acme", "other"] {
+        app.call(tenant, Method::PUT, "/v1/profile", Some(profile()))
+            .await;
+        app.call(
+            tenant,
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"provider": "telegram_bot", "config": {"bot_token": "1:tok"}})),
+        )
+        .await;
+        app.api_key(tenant, json!(["config:read"])).await;
+    }
+    let (status, _) = app
+        .as_role("acme", Role::Admin, Method::DELETE, "/v1/tenant", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "owner only");
+    let (status, body) = app.call("acme", Method::DELETE, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let everything = app
+        .ports
+        .embedded_table
+        .as_ref()
+        .unwrap()
+        .scan_all()
+        .await
+        .unwrap();
+    let dump = format!("{everything:?}");
+    assert!(
+        !dump.contains("acme"),
+        "no item of the tenant is left: {dump}"
+    );
+    assert!(dump.contains("other"), "another tenant is untouched");
+}
