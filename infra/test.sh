@@ -20,7 +20,8 @@ fi
 mkdir -p target
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 echo "==> starting moto on 127.0.0.1:$port"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+# Single-threaded, so conditional writes are serialized as in DynamoDB (see the script).
+"$venv/bin/python" infra/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 stop_moto() {
   kill "$moto_pid" 2>/dev/null || true
