@@ -10,6 +10,7 @@ use shared::http::{ApiError, ApiRequest, ApiResponse, Principal};
 
 use crate::Deps;
 use crate::profile::{load_catalog, load_profile};
+use crate::prompt;
 
 pub async fn get(
     deps: &Deps,
@@ -19,6 +20,14 @@ pub async fn get(
     let tenant = principal.tenant()?.clone();
     let profile = load_profile(deps, &tenant).await?;
     let catalog = load_catalog(deps, &tenant).await?;
+    let active = prompt::load(deps, &tenant).await?;
+    let prompt = (active.version > 0).then(|| {
+        let values = prompt::values(&active, &profile, &catalog);
+        json!({
+            "content": shared::domain::prompt::substitute(&active.content, &values),
+            "version": active.version,
+        })
+    });
     let mut channels = Vec::new();
     let mut crm = Vec::new();
     let mut lead_targets = Vec::new();
@@ -51,6 +60,7 @@ pub async fn get(
     let config = json!({
         "tenant_id": tenant,
         "business": profile,
+        "prompt": prompt,
         "settings": {
             "language": profile.language,
             "timezone": profile.timezone,

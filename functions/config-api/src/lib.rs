@@ -5,6 +5,7 @@ mod api_keys;
 mod bot_config;
 mod integrations;
 pub mod profile;
+mod prompt;
 mod provider_calls;
 mod tenant;
 
@@ -166,6 +167,36 @@ pub fn router(deps: Arc<Deps>) -> Router {
             "/v1/catalog",
             Access::Dashboard,
             with!(deps, profile::put_catalog),
+        )
+        .route(
+            Method::GET,
+            "/v1/prompt",
+            Access::Dashboard,
+            with!(deps, prompt::get),
+        )
+        .route(
+            Method::PUT,
+            "/v1/prompt",
+            Access::Dashboard,
+            with!(deps, prompt::put),
+        )
+        .route(
+            Method::GET,
+            "/v1/prompt/history",
+            Access::Dashboard,
+            with!(deps, prompt::history),
+        )
+        .route(
+            Method::POST,
+            "/v1/prompt/restore",
+            Access::Dashboard,
+            with!(deps, prompt::restore),
+        )
+        .route(
+            Method::POST,
+            "/v1/prompt/validate",
+            Access::Dashboard,
+            with!(deps, prompt::validate),
         )
         .route(
             Method::GET,

@@ -323,3 +323,119 @@ async fn deleting_the_tenant_leaves_no_item_of_it_in_the_table() {
     );
     assert!(dump.contains("other"), "another tenant is untouched");
 }
+
+const PROMPT_V1: &str =
+    "## Роль\nТы — оператор {{business_name}}.\n## Правила\nСкидка {{discount}}.";
+
+fn draft(content: &str) -> Value {
+    json!({"content": content, "variables": [{"key": "discount", "label": "Скидка", "default_value": "10%", "source": "custom"}]})
+}
+
+#[tokio::test]
+async fn prompt_versions_history_and_restore_round_trip() {
+    let app = app();
+    let (status, v1) = app
+        .call("acme", Method::PUT, "/v1/prompt", Some(draft(PROMPT_V1)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v1}");
+    assert_eq!(v1["version"], 1);
+    let v2_text = PROMPT_V1.replace("Скидка", "Бонус");
+    let (_, v2) = app
+        .call("acme", Method::PUT, "/v1/prompt", Some(draft(&v2_text)))
+        .await;
+    assert_eq!(v2["version"], 2);
+    let (_, history) = app
+        .call("acme", Method::GET, "/v1/prompt/history", None)
+        .await;
+    let versions: Vec<i64> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![2, 1]);
+    let (status, v3) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/prompt/restore",
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v3}");
+    assert_eq!(v3["version"], 3);
+    assert_eq!(
+        v3["content"], PROMPT_V1,
+        "restore brings back exactly that content"
+    );
+    assert_eq!(v3["variables"], v1["variables"]);
+    let (status, _) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/prompt/restore",
+            Some(json!({"version": 99})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, other) = app.call("other", Method::GET, "/v1/prompt", None).await;
+    assert_eq!(other["version"], 0, "another tenant has its own prompt");
+}
+
+#[tokio::test]
+async fn an_invalid_prompt_is_refused_and_validate_explains_why() {
+    let app = app();
+    let bad = "## Роль\n{{unknown_thing}} and {{business_name";
+    let (status, body) = app
+        .call(
+            "acme",
+            Method::PUT,
+            "/v1/prompt",
+            Some(json!({"content": bad})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["details"]["errors"].as_array().unwrap().len() >= 2);
+    let (status, check) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/prompt/validate",
+            Some(draft(PROMPT_V1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(check["valid"], true);
+    assert_eq!(check["variables"], json!(["business_name", "discount"]));
+    let (_, check) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/prompt/validate",
+            Some(json!({"content": bad})),
+        )
+        .await;
+    assert_eq!(check["valid"], false);
+}
+
+#[tokio::test]
+async fn bot_config_carries_the_prompt_with_variables_substituted() {
+    let app = app();
+    app.call("acme", Method::PUT, "/v1/profile", Some(profile()))
+        .await;
+    app.call("acme", Method::PUT, "/v1/prompt", Some(draft(PROMPT_V1)))
+        .await;
+    let key = app.api_key("acme", json!(["config:read"])).await;
+    let config = app.bot_config(&key, None).await.json_body();
+    let content = config["prompt"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("Ты — оператор Кафе «Ромашка»."),
+        "{content}"
+    );
+    assert!(content.contains("Скидка 10%."));
+    assert!(
+        !content.contains("{{"),
+        "no placeholder of a provided variable is left"
+    );
+    assert_eq!(config["prompt"]["version"], 1);
+}

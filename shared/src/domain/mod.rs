@@ -1,6 +1,7 @@
 //! Domain types and rules. No I/O lives here.
 
 pub mod ids;
+pub mod prompt;
 pub mod registry;
 
 pub use ids::{ClientId, DialogId, IdError, IntegrationId, MessageId, TenantId};
