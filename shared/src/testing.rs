@@ -169,3 +169,84 @@ pub fn max_api(
         }
     }
 }
+
+/// The WhatsApp Cloud API (Graph) for one valid token: `GET /{phone_number_id}`; another
+/// token gets Graph's OAuthException code 190.
+pub fn whatsapp_api(
+    valid_token: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        if req.header("authorization") != Some(format!("Bearer {valid_token}").as_str()) {
+            return (
+                401,
+                json!({"error": {"message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190, "fbtrace_id": "AbC"}}),
+            );
+        }
+        let id = req.path.trim_start_matches('/');
+        (
+            200,
+            json!({"id": id, "display_phone_number": "+7 999 000-00-00", "verified_name": "Shop"}),
+        )
+    }
+}
+
+/// A Bitrix24 portal whose inbound webhook is `/rest/1/{valid_key}/`.
+pub fn bitrix24_api(
+    valid_key: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        let Some(rest) = req.path.strip_prefix("/rest/1/") else {
+            return (
+                404,
+                json!({"error": "NOT_FOUND", "error_description": "Not found"}),
+            );
+        };
+        let Some((key, method)) = rest.split_once('/') else {
+            return (
+                404,
+                json!({"error": "NOT_FOUND", "error_description": "Not found"}),
+            );
+        };
+        if key != valid_key {
+            return (
+                401,
+                json!({"error": "INVALID_CREDENTIALS", "error_description": "Invalid request credentials"}),
+            );
+        }
+        match method {
+            "profile.json" => (
+                200,
+                json!({"result": {"ID": "1", "ADMIN": true, "NAME": "Owner"}, "time": {}}),
+            ),
+            "crm.lead.add.json" => (200, json!({"result": 4242, "time": {}})),
+            _ => (
+                400,
+                json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"}),
+            ),
+        }
+    }
+}
+
+/// An amoCRM account answering `GET /api/v4/account` for one valid access token.
+pub fn amocrm_api(
+    valid_token: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        if req.header("authorization") != Some(format!("Bearer {valid_token}").as_str()) {
+            return (
+                401,
+                json!({"title": "Unauthorized", "type": "https://httpstatus.es/401", "status": 401, "detail": "Unauthorized"}),
+            );
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/api/v4/account") => (
+                200,
+                json!({"id": 30000001, "name": "Shop", "subdomain": "shop"}),
+            ),
+            _ => (
+                404,
+                json!({"title": "Not Found", "status": 404, "detail": "Not Found"}),
+            ),
+        }
+    }
+}

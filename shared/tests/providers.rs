@@ -132,3 +132,72 @@ async fn max_me_and_subscriptions_use_the_authorization_header() {
         ProviderError::Auth("verify.token: Invalid access_token".into())
     );
 }
+
+#[tokio::test]
+async fn whatsapp_phone_number_lookup_and_an_expired_token() {
+    use shared::providers::whatsapp::WhatsAppApi;
+    let server = FakeServer::start(shared::testing::whatsapp_api("wa-token"))
+        .await
+        .unwrap();
+    let api = WhatsAppApi::new(http_client(), &server.base);
+    let number = api
+        .phone_number(&secret("wa-token"), "106540352242922")
+        .await
+        .unwrap();
+    assert_eq!(number.verified_name.as_deref(), Some("Shop"));
+    let request = &server.requests()[0];
+    assert_eq!(request.path, "/106540352242922");
+    assert_eq!(request.header("authorization"), Some("Bearer wa-token"));
+    let err = api
+        .phone_number(&secret("old"), "106540352242922")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Auth(ref r) if r.contains("Session has expired")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn bitrix24_calls_methods_on_the_webhook_url() {
+    use shared::providers::bitrix24::{self, Bitrix24Api};
+    let server = FakeServer::start(shared::testing::bitrix24_api("k3y"))
+        .await
+        .unwrap();
+    let api = Bitrix24Api::new(http_client());
+    let profile = api
+        .profile(&secret(&format!("{}/rest/1/k3y/", server.base)))
+        .await
+        .unwrap();
+    assert_eq!(profile["ID"], "1");
+    assert_eq!(server.requests()[0].path, "/rest/1/k3y/profile.json");
+    let err = api
+        .profile(&secret(&format!("{}/rest/1/wrong", server.base)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Auth(_)), "{err:?}");
+    assert!(matches!(
+        bitrix24::classify(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
+        ProviderError::Transient { .. }
+    ));
+}
+
+#[tokio::test]
+async fn amocrm_account_with_a_bearer_token() {
+    use shared::providers::amocrm::AmoCrmApi;
+    let server = FakeServer::start(shared::testing::amocrm_api("amo-access"))
+        .await
+        .unwrap();
+    let api = AmoCrmApi::new(http_client(), Some(server.base.clone()));
+    assert_eq!(
+        AmoCrmApi::new(http_client(), None).base("shop"),
+        "https://shop.amocrm.ru"
+    );
+    let account = api.account("shop", &secret("amo-access")).await.unwrap();
+    assert_eq!(account.id, 30000001);
+    let err = api.account("shop", &secret("expired")).await.unwrap_err();
+    assert_eq!(
+        err,
+        ProviderError::Auth("Unauthorized: Unauthorized".into())
+    );
+}

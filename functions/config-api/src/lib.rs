@@ -18,9 +18,12 @@ use shared::config::Config;
 use shared::domain::registry::REGISTRY;
 use shared::http::{Access, ApiResponse, Authenticator, Router, Scope};
 use shared::ports::Table;
+use shared::providers::amocrm::AmoCrmApi;
+use shared::providers::bitrix24::Bitrix24Api;
 use shared::providers::http_client;
 use shared::providers::max::MaxApi;
 use shared::providers::telegram_bot::TelegramBotApi;
+use shared::providers::whatsapp::WhatsAppApi;
 use shared::repo::api_keys::ApiKeys;
 use shared::repo::integration_logs::IntegrationLogs;
 use shared::repo::integrations::Integrations;
@@ -35,6 +38,9 @@ pub struct Deps {
     pub api_keys: ApiKeys,
     pub telegram: TelegramBotApi,
     pub max: MaxApi,
+    pub whatsapp: WhatsAppApi,
+    pub bitrix24: Bitrix24Api,
+    pub amocrm: AmoCrmApi,
     /// Base of webhook URLs (`PUBLIC_BASE_URL`); `None` hides `webhook_url`.
     pub public_base_url: Option<String>,
 }
@@ -52,7 +58,10 @@ impl Deps {
             logs: IntegrationLogs::new(ports.table.clone(), ports.clock.clone()),
             api_keys: ApiKeys::new(ports.table.clone(), ports.clock.clone()),
             telegram: TelegramBotApi::new(http.clone(), &config.providers.telegram),
-            max: MaxApi::new(http, &config.providers.max),
+            max: MaxApi::new(http.clone(), &config.providers.max),
+            whatsapp: WhatsAppApi::new(http.clone(), &config.providers.whatsapp),
+            bitrix24: Bitrix24Api::new(http.clone()),
+            amocrm: AmoCrmApi::new(http, config.providers.amocrm.clone()),
             public_base_url: config.public_base_url.clone(),
         }))
     }

@@ -29,7 +29,8 @@ pub fn registers_webhook(provider: &str) -> bool {
     matches!(provider, "telegram_bot" | "max")
 }
 
-/// A real call that proves the credentials work (Telegram `getMe`, MAX `GET /me`).
+/// A real call that proves the credentials work: Telegram `getMe`, MAX `GET /me`,
+/// WhatsApp phone-number lookup, Bitrix24 `profile`, amoCRM `GET /api/v4/account`.
 pub async fn live_check(
     deps: &Deps,
     integration: &Integration,
@@ -49,6 +50,30 @@ pub async fn live_check(
                 .await
                 .map(|me| json!({"bot_id": me.user_id.to_string(), "username": me.username, "name": me.name})),
             Err(e) => Err(e),
+        },
+        "whatsapp" => match (field(config, "access_token"), field(config, "phone_number_id")) {
+            (Ok(token), Ok(phone)) => deps
+                .whatsapp
+                .phone_number(token, phone.expose())
+                .await
+                .map(|n| json!({"phone_number_id": n.id, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name})),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "bitrix24" => match field(config, "webhook_url") {
+            Ok(url) => deps
+                .bitrix24
+                .profile(url)
+                .await
+                .map(|p| json!({"user_id": p["ID"], "admin": p["ADMIN"]})),
+            Err(e) => Err(e),
+        },
+        "amocrm" => match (field(config, "subdomain"), field(config, "access_token")) {
+            (Ok(subdomain), Ok(token)) => deps
+                .amocrm
+                .account(subdomain.expose(), token)
+                .await
+                .map(|a| json!({"account_id": a.id, "name": a.name, "subdomain": a.subdomain})),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         },
         _ => return None,
     })

@@ -600,3 +600,72 @@ async fn live_check_calls_the_provider_and_marks_refused_credentials() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "LIVE_CHECK_UNAVAILABLE");
 }
+
+#[tokio::test]
+async fn whatsapp_and_amocrm_live_checks_call_their_apis() {
+    let wa = FakeServer::start(shared::testing::whatsapp_api("wa-token-1234"))
+        .await
+        .unwrap();
+    let amo = FakeServer::start(shared::testing::amocrm_api("amo-token-1234"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
+    let mut config = Config::from_lookup(|_| None).unwrap();
+    config.providers.whatsapp = wa.base.clone();
+    config.providers.amocrm = Some(amo.base.clone());
+    let app = App {
+        router: config_api::router(config_api::Deps::new(&ports, &config).unwrap()),
+        ports,
+        telegram: FakeServer::start(telegram_bot_api(BOT_TOKEN))
+            .await
+            .unwrap(),
+        max: FakeServer::start(max_api(MAX_TOKEN)).await.unwrap(),
+        _dir: dir,
+    };
+    let whatsapp = json!({"provider": "whatsapp", "config": {"phone_number_id": "106540352242922", "access_token": "wa-token-1234", "app_secret": "app-secret-1", "verify_token": "verify-1"}});
+    let (_, created) = app
+        .call("acme", Method::POST, "/v1/integrations", Some(whatsapp))
+        .await;
+    let (_, checked) = app
+        .call(
+            "acme",
+            Method::POST,
+            &format!("/v1/integrations/{}/test", created["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert_eq!(checked["details"]["verified_name"], "Shop");
+    assert_eq!(wa.requests()[0].path, "/106540352242922");
+
+    let no_token = json!({"provider": "amocrm", "config": {"subdomain": "shop", "client_id": "c", "client_secret": "s"}});
+    let (_, created) = app
+        .call("acme", Method::POST, "/v1/integrations", Some(no_token))
+        .await;
+    let path = format!("/v1/integrations/{}", created["id"].as_str().unwrap());
+    let (_, checked) = app
+        .call("acme", Method::POST, &format!("{path}/test"), None)
+        .await;
+    assert_eq!(checked["ok"], false);
+    assert_eq!(
+        checked["error"]["class"], "auth",
+        "no access token yet: {checked}"
+    );
+    app.call(
+        "acme",
+        Method::PATCH,
+        &path,
+        Some(json!({"config": {"access_token": "amo-token-1234"}})),
+    )
+    .await;
+    let (_, checked) = app
+        .call("acme", Method::POST, &format!("{path}/test"), None)
+        .await;
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert_eq!(checked["details"]["account_id"], 30000001);
+    assert_eq!(
+        checked["integration"]["status"], "active",
+        "a passing check clears the error"
+    );
+}

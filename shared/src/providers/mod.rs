@@ -4,8 +4,11 @@
 //! reason text never contains a token (URLs are stripped from transport errors, because
 //! the Telegram Bot API carries the token in its path).
 
+pub mod amocrm;
+pub mod bitrix24;
 pub mod max;
 pub mod telegram_bot;
+pub mod whatsapp;
 
 use std::time::Duration;
 
