@@ -25,6 +25,7 @@ use shared::providers::max::MaxApi;
 use shared::providers::telegram_bot::TelegramBotApi;
 use shared::providers::whatsapp::WhatsAppApi;
 use shared::repo::api_keys::ApiKeys;
+use shared::repo::bot_webhook::BotWebhookSecrets;
 use shared::repo::integration_logs::IntegrationLogs;
 use shared::repo::integrations::Integrations;
 
@@ -36,6 +37,7 @@ pub struct Deps {
     pub integrations: Integrations,
     pub logs: IntegrationLogs,
     pub api_keys: ApiKeys,
+    pub bot_webhooks: BotWebhookSecrets,
     pub telegram: TelegramBotApi,
     pub max: MaxApi,
     pub whatsapp: WhatsAppApi,
@@ -57,6 +59,7 @@ impl Deps {
             ),
             logs: IntegrationLogs::new(ports.table.clone(), ports.clock.clone()),
             api_keys: ApiKeys::new(ports.table.clone(), ports.clock.clone()),
+            bot_webhooks: BotWebhookSecrets::new(ports.table.clone(), ports.secrets()?),
             telegram: TelegramBotApi::new(http.clone(), &config.providers.telegram),
             max: MaxApi::new(http.clone(), &config.providers.max),
             whatsapp: WhatsAppApi::new(http.clone(), &config.providers.whatsapp),

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use shared::Secret;
 use shared::domain::TenantId;
 use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role};
 use shared::ports::table::Key;
+use shared::repo::bot_webhook;
 use shared::repo::{get_document, put_document};
 
 use crate::Deps;
@@ -58,6 +61,13 @@ pub struct Profile {
     pub website: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Where every inbound event is also POSTed, signed with the Standard Webhooks scheme.
+    #[serde(default)]
+    pub bot_webhook_url: Option<String>,
+    /// Its signing secret (`whsec_…`): accepted on input, stored sealed apart from the
+    /// profile, shown masked, generated when a URL is set without one.
+    #[serde(default, skip_serializing)]
+    pub bot_webhook_secret: Option<String>,
 }
 
 impl Default for Profile {
@@ -72,6 +82,8 @@ impl Default for Profile {
             address: None,
             website: None,
             description: None,
+            bot_webhook_url: None,
+            bot_webhook_secret: None,
         }
     }
 }
@@ -185,6 +197,31 @@ pub fn validate_profile(profile: &Profile) -> Vec<Value> {
     {
         errors.push(field_error("website", "invalid_format", "an http(s) URL"));
     }
+    if profile
+        .bot_webhook_url
+        .as_ref()
+        .is_some_and(|u| !u.starts_with("https://") || u.len() <= 8)
+    {
+        errors.push(field_error(
+            "bot_webhook_url",
+            "not_https",
+            "an https:// URL",
+        ));
+    }
+    if let Some(secret) = &profile.bot_webhook_secret {
+        let masked = secret.starts_with("••••");
+        let well_formed = secret
+            .strip_prefix("whsec_")
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .is_some_and(|key| key.len() >= 24);
+        if !masked && !well_formed {
+            errors.push(field_error(
+                "bot_webhook_secret",
+                "invalid_format",
+                "`whsec_` followed by base64 of at least 24 bytes",
+            ));
+        }
+    }
     errors
 }
 
@@ -244,13 +281,25 @@ pub async fn load_catalog(deps: &Deps, tenant: &TenantId) -> Result<Catalog, Api
         .unwrap_or_default())
 }
 
+/// The profile as the dashboard sees it: with the webhook secret masked.
+async fn view(deps: &Deps, tenant: &TenantId, profile: &Profile) -> Result<Value, ApiError> {
+    let mut out = serde_json::to_value(profile).map_err(|_| ApiError::internal())?;
+    let secret = deps.bot_webhooks.open(tenant).await?;
+    out["bot_webhook_secret"] = json!(secret.map(|s| s.masked()));
+    Ok(out)
+}
+
 pub async fn get_profile(
     deps: &Deps,
     _req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let profile = load_profile(deps, principal.tenant()?).await?;
-    Ok(ApiResponse::json(StatusCode::OK, &profile))
+    let tenant = principal.tenant()?;
+    let profile = load_profile(deps, tenant).await?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view(deps, tenant, &profile).await?,
+    ))
 }
 
 pub async fn put_profile(
@@ -259,7 +308,7 @@ pub async fn put_profile(
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
     let tenant = principal.require_role(EDITORS)?;
-    let profile: Profile = req.json()?;
+    let mut profile: Profile = req.json()?;
     let errors = validate_profile(&profile);
     if !errors.is_empty() {
         return Err(ApiError::validation(
@@ -267,8 +316,30 @@ pub async fn put_profile(
             json!({"fields": errors}),
         ));
     }
+    let given = profile
+        .bot_webhook_secret
+        .take()
+        .filter(|s| !s.starts_with("••••"));
+    match (&profile.bot_webhook_url, given) {
+        (None, _) => deps.bot_webhooks.remove(tenant).await?,
+        (Some(_), Some(secret)) => {
+            deps.bot_webhooks
+                .store(tenant, &Secret::new(secret))
+                .await?
+        }
+        (Some(_), None) => {
+            if deps.bot_webhooks.open(tenant).await?.is_none() {
+                deps.bot_webhooks
+                    .store(tenant, &bot_webhook::generate()?)
+                    .await?;
+            }
+        }
+    }
     put_document(deps.table.as_ref(), &profile_key(tenant), &profile).await?;
-    Ok(ApiResponse::json(StatusCode::OK, &profile))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view(deps, tenant, &profile).await?,
+    ))
 }
 
 pub async fn get_catalog(

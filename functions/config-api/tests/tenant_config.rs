@@ -439,3 +439,70 @@ async fn bot_config_carries_the_prompt_with_variables_substituted() {
     );
     assert_eq!(config["prompt"]["version"], 1);
 }
+
+#[tokio::test]
+async fn bot_webhook_secret_is_generated_sealed_masked_and_kept() {
+    let app = app();
+    let mut body = profile();
+    body["bot_webhook_url"] = json!("https://bot.example.com/events");
+    let (status, saved) = app
+        .call("acme", Method::PUT, "/v1/profile", Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let masked = saved["bot_webhook_secret"].as_str().unwrap().to_owned();
+    assert!(
+        masked.starts_with("••••") && masked.chars().count() == 8,
+        "{masked}"
+    );
+    let secrets = shared::repo::bot_webhook::BotWebhookSecrets::new(
+        app.ports.table.clone(),
+        app.ports.secrets().unwrap(),
+    );
+    let tenant = TenantId::parse("acme").unwrap();
+    let stored = secrets.open(&tenant).await.unwrap().unwrap();
+    assert!(stored.expose().starts_with("whsec_"));
+    let dump = format!(
+        "{:?}",
+        app.ports
+            .embedded_table
+            .as_ref()
+            .unwrap()
+            .scan_all()
+            .await
+            .unwrap()
+    );
+    assert!(!dump.contains(stored.expose().as_str()), "sealed at rest");
+    body["bot_webhook_secret"] = json!(masked);
+    app.call("acme", Method::PUT, "/v1/profile", Some(body.clone()))
+        .await;
+    assert_eq!(
+        secrets.open(&tenant).await.unwrap().unwrap(),
+        stored,
+        "a masked value sent back keeps the secret"
+    );
+    body["bot_webhook_secret"] = json!("not-a-secret");
+    body["bot_webhook_url"] = json!("http://insecure.example.com");
+    let (status, errors) = app
+        .call("acme", Method::PUT, "/v1/profile", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = errors["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["bot_webhook_url", "bot_webhook_secret"]);
+}
+
+#[tokio::test]
+async fn a_body_over_256_kb_is_413() {
+    let app = app();
+    let huge =
+        json!({"items": [{"name": "x".repeat(300 * 1024), "price_minor": 1, "currency": "RUB"}]});
+    let (status, body) = app
+        .call("acme", Method::PUT, "/v1/catalog", Some(huge))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+}

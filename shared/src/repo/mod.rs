@@ -1,6 +1,7 @@
 //! Repositories, written once on top of the [`Table`](crate::ports::Table) port.
 
 pub mod api_keys;
+pub mod bot_webhook;
 pub mod integration_logs;
 pub mod integrations;
 
