@@ -5,6 +5,7 @@ use http::StatusCode;
 use serde_json::json;
 use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role};
 use shared::ports::table::{Key, Query};
+use shared::repo::query_all;
 
 use crate::Deps;
 
@@ -15,15 +16,13 @@ pub async fn delete(
 ) -> Result<ApiResponse, ApiError> {
     let tenant = principal.require_role(&[Role::Owner])?.clone();
     let mut deleted = 0usize;
-    for key in [
+    // All keys are read before deleting: deleting while paging would move the cursor.
+    for query in [
         Query::partition(format!("TENANT#{tenant}")),
         Query::gsi1(format!("TENANT#{tenant}#APIKEYS")),
-    ]
-    .into_iter()
-    .map(|q| collect_keys(deps, q))
-    {
-        for key in key.await? {
-            deps.table.delete(&key, None).await?;
+    ] {
+        for item in query_all(deps.table.as_ref(), query).await? {
+            deps.table.delete(&Key::of(&item)?, None).await?;
             deleted += 1;
         }
     }
@@ -32,21 +31,4 @@ pub async fn delete(
         StatusCode::OK,
         &json!({"deleted_items": deleted}),
     ))
-}
-
-/// Every key a query finds, all pages (collected first: deleting while paging would move
-/// the cursor under our feet).
-async fn collect_keys(deps: &Deps, query: Query) -> Result<Vec<Key>, ApiError> {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = deps.table.query(query.clone().after(cursor)).await?;
-        for item in &page.items {
-            keys.push(Key::of(item)?);
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(keys),
-        }
-    }
 }

@@ -2,25 +2,15 @@
 //! `cargo lambda invoke --data-file` use) answered by the real router.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use http::StatusCode;
-use shared::backend;
 use shared::http::lambda::from_lambda;
-use shared::ports::SystemClock;
+
+mod support;
 
 async fn answer(raw: &str) -> (StatusCode, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let router = config_api::router(
-        config_api::Deps::new(
-            &ports,
-            &shared::config::Config::from_lookup(|_| None).unwrap(),
-        )
-        .unwrap(),
-    );
+    let app = support::app();
     let request = from_lambda(lambda_http::request::from_str(raw).unwrap());
-    let response = router.handle(request).await;
+    let response = app.router.handle(request).await;
     (response.status, response.json_body())
 }
 

@@ -1,75 +1,50 @@
 //! `/v1/integrations` through the router, on the embedded backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::backend::{self, Ports};
-use shared::config::Config;
 use shared::domain::TenantId;
-use shared::http::{ApiRequest, JwtClaims, Role, Router};
-use shared::ports::SystemClock;
 use shared::ports::table::{Key, Query};
 use shared::testing::{FakeServer, max_api, telegram_bot_api};
 
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 
-struct App {
-    router: Router,
-    ports: Ports,
+mod support;
+
+/// The router with local servers speaking the Telegram Bot API and the MAX API.
+struct World {
+    app: support::App,
     telegram: FakeServer,
     max: FakeServer,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = support::App;
+    fn deref(&self) -> &support::App {
+        &self.app
+    }
 }
 
 const MAX_TOKEN: &str = "max-bot-token-0001";
 
-async fn app_with(public_base_url: Option<&str>) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
+async fn app_with(public_base_url: Option<&str>) -> World {
     let telegram = FakeServer::start(telegram_bot_api(BOT_TOKEN))
         .await
         .unwrap();
     let max = FakeServer::start(max_api(MAX_TOKEN)).await.unwrap();
-    let mut config = Config::from_lookup(|_| None).unwrap();
+    let mut config = support::default_config();
     config.public_base_url = public_base_url.map(str::to_owned);
     config.providers.telegram = telegram.base.clone();
     config.providers.max = max.base.clone();
-    let deps = config_api::Deps::new(&ports, &config).unwrap();
-    App {
-        router: config_api::router(deps),
-        ports,
+    World {
+        app: support::app_with(&config),
         telegram,
         max,
-        _dir: dir,
     }
 }
 
-async fn app() -> App {
+async fn app() -> World {
     app_with(Some("https://hooks.example.com")).await
-}
-
-impl App {
-    async fn call(
-        &self,
-        tenant: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = ApiRequest::new(method, path);
-        req.claims = Some(JwtClaims {
-            tenant_id: TenantId::parse(tenant).unwrap(),
-            sub: "user-1".into(),
-            role: Role::Owner,
-        });
-        if let Some(body) = body {
-            req.body = serde_json::to_vec(&body).unwrap().into();
-        }
-        let response = self.router.handle(req).await;
-        (response.status, response.json_body())
-    }
 }
 
 fn telegram(name: &str) -> Value {
@@ -363,7 +338,7 @@ async fn another_tenant_never_sees_or_changes_an_integration() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
-impl App {
+impl World {
     fn integrations(&self) -> shared::repo::integrations::Integrations {
         shared::repo::integrations::Integrations::new(
             self.ports.table.clone(),
@@ -464,22 +439,20 @@ async fn a_refused_registration_keeps_the_integration_in_error_with_the_reason()
 
 #[tokio::test]
 async fn an_unreachable_provider_still_saves_the_integration_and_never_answers_500() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let mut config = Config::from_lookup(|_| None).unwrap();
+    let mut config = support::default_config();
     config.public_base_url = Some("https://hooks.example.com".into());
     config.providers.telegram = "http://127.0.0.1:9".into();
-    let router = config_api::router(config_api::Deps::new(&ports, &config).unwrap());
-    let mut req = ApiRequest::new(Method::POST, "/v1/integrations");
-    req.claims = Some(JwtClaims {
-        tenant_id: TenantId::parse("acme").unwrap(),
-        sub: "u".into(),
-        role: Role::Owner,
-    });
-    req.body = serde_json::to_vec(&telegram("Bot")).unwrap().into();
-    let response = router.handle(req).await;
-    assert_eq!(response.status, StatusCode::CREATED);
-    assert_eq!(response.json_body()["status"], "error");
+    let app = support::app_with(&config);
+    let (status, created) = app
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(telegram("Bot")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["status"], "error");
 }
 
 #[tokio::test]
@@ -609,20 +582,10 @@ async fn whatsapp_and_amocrm_live_checks_call_their_apis() {
     let amo = FakeServer::start(shared::testing::amocrm_api("amo-token-1234"))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let mut config = Config::from_lookup(|_| None).unwrap();
+    let mut config = support::default_config();
     config.providers.whatsapp = wa.base.clone();
     config.providers.amocrm = Some(amo.base.clone());
-    let app = App {
-        router: config_api::router(config_api::Deps::new(&ports, &config).unwrap()),
-        ports,
-        telegram: FakeServer::start(telegram_bot_api(BOT_TOKEN))
-            .await
-            .unwrap(),
-        max: FakeServer::start(max_api(MAX_TOKEN)).await.unwrap(),
-        _dir: dir,
-    };
+    let app = support::app_with(&config);
     let whatsapp = json!({"provider": "whatsapp", "config": {"phone_number_id": "106540352242922", "access_token": "wa-token-1234", "app_secret": "app-secret-1", "verify_token": "verify-1"}});
     let (_, created) = app
         .call("acme", Method::POST, "/v1/integrations", Some(whatsapp))

@@ -2,85 +2,13 @@
 //! backend (100 cases each).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use http::{Method, StatusCode};
 use proptest::prelude::*;
-use serde_json::{Value, json};
-use shared::backend::{self, Ports};
-use shared::config::Config;
-use shared::domain::TenantId;
-use shared::http::{ApiRequest, JwtClaims, Role, Router};
-use shared::ports::SystemClock;
+use serde_json::json;
 
-struct App {
-    router: Router,
-    ports: Ports,
-    _dir: tempfile::TempDir,
-}
+mod support;
 
-fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let deps = config_api::Deps::new(&ports, &Config::from_lookup(|_| None).unwrap()).unwrap();
-    App {
-        router: config_api::router(deps),
-        ports,
-        _dir: dir,
-    }
-}
-
-impl App {
-    async fn call(
-        &self,
-        tenant: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = ApiRequest::new(method, path);
-        req.claims = Some(JwtClaims {
-            tenant_id: TenantId::parse(tenant).unwrap(),
-            sub: "u1".into(),
-            role: Role::Owner,
-        });
-        if let Some(body) = body {
-            req.body = serde_json::to_vec(&body).unwrap().into();
-        }
-        let response = self.router.handle(req).await;
-        (response.status, response.json_body())
-    }
-
-    async fn bot_config(&self, tenant: &str) -> Value {
-        let (_, created) = self
-            .call(
-                tenant,
-                Method::POST,
-                "/v1/api-keys",
-                Some(json!({"name": "k", "scopes": ["config:read"]})),
-            )
-            .await;
-        let mut req = ApiRequest::new(Method::GET, "/v1/bot/config");
-        req.headers.insert(
-            "x-api-key",
-            created["key"].as_str().unwrap().parse().unwrap(),
-        );
-        self.router.handle(req).await.json_body()
-    }
-
-    async fn dump(&self) -> String {
-        format!(
-            "{:?}",
-            self.ports
-                .embedded_table
-                .as_ref()
-                .unwrap()
-                .scan_all()
-                .await
-                .unwrap()
-        )
-    }
-}
+use support::app;
 
 fn run<F: std::future::Future<Output = Result<(), TestCaseError>>>(
     f: F,

@@ -1,87 +1,14 @@
 //! API keys, profile, catalog, bot config and tenant deletion through the router.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::backend::{self, Ports};
-use shared::config::Config;
 use shared::domain::TenantId;
-use shared::http::{ApiRequest, ApiResponse, JwtClaims, Role, Router};
-use shared::ports::SystemClock;
+use shared::http::Role;
 
-struct App {
-    router: Router,
-    ports: Ports,
-    _dir: tempfile::TempDir,
-}
+mod support;
 
-fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
-    let deps = config_api::Deps::new(&ports, &Config::from_lookup(|_| None).unwrap()).unwrap();
-    App {
-        router: config_api::router(deps),
-        ports,
-        _dir: dir,
-    }
-}
-
-impl App {
-    async fn as_role(
-        &self,
-        tenant: &str,
-        role: Role,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = ApiRequest::new(method, path);
-        req.claims = Some(JwtClaims {
-            tenant_id: TenantId::parse(tenant).unwrap(),
-            sub: "u1".into(),
-            role,
-        });
-        if let Some(body) = body {
-            req.body = serde_json::to_vec(&body).unwrap().into();
-        }
-        let response = self.router.handle(req).await;
-        (response.status, response.json_body())
-    }
-
-    async fn call(
-        &self,
-        tenant: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.as_role(tenant, Role::Owner, method, path, body).await
-    }
-
-    async fn bot_config(&self, key: &str, etag: Option<&str>) -> ApiResponse {
-        let mut req = ApiRequest::new(Method::GET, "/v1/bot/config");
-        req.headers.insert("x-api-key", key.parse().unwrap());
-        if let Some(etag) = etag {
-            req.headers.insert("if-none-match", etag.parse().unwrap());
-        }
-        self.router.handle(req).await
-    }
-
-    async fn api_key(&self, tenant: &str, scopes: Value) -> String {
-        let (status, created) = self
-            .call(
-                tenant,
-                Method::POST,
-                "/v1/api-keys",
-                Some(json!({"name": "bot engine", "scopes": scopes})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        created["key"].as_str().unwrap().to_owned()
-    }
-}
+use support::app;
 
 fn profile() -> Value {
     json!({
@@ -107,7 +34,7 @@ async fn api_key_is_shown_once_listed_without_secret_and_revocable() {
         !list.to_string().contains(&key[8..]),
         "listing never shows the key"
     );
-    assert_eq!(app.bot_config(&key, None).await.status, StatusCode::OK);
+    assert_eq!(app.bot_config_with(&key, None).await.status, StatusCode::OK);
     let id = list["items"][0]["id"].as_str().unwrap();
     let (status, revoked) = app
         .call("acme", Method::DELETE, &format!("/v1/api-keys/{id}"), None)
@@ -115,7 +42,7 @@ async fn api_key_is_shown_once_listed_without_secret_and_revocable() {
     assert_eq!(status, StatusCode::OK);
     assert!(revoked["revoked_at"].is_string());
     assert_eq!(
-        app.bot_config(&key, None).await.status,
+        app.bot_config_with(&key, None).await.status,
         StatusCode::UNAUTHORIZED,
         "a revoked key is refused"
     );
@@ -243,7 +170,7 @@ async fn bot_config_has_enabled_channels_with_credentials_and_an_etag() {
     )
     .await;
     let key = app.api_key("acme", json!(["config:read"])).await;
-    let response = app.bot_config(&key, None).await;
+    let response = app.bot_config_with(&key, None).await;
     assert_eq!(response.status, StatusCode::OK);
     let config = response.json_body();
     assert_eq!(config["business"]["name"], "Кафе «Ромашка»");
@@ -265,7 +192,7 @@ async fn bot_config_has_enabled_channels_with_credentials_and_an_etag() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        app.bot_config(&key, Some(&etag)).await.status,
+        app.bot_config_with(&key, Some(&etag)).await.status,
         StatusCode::NOT_MODIFIED
     );
     app.call(
@@ -276,13 +203,13 @@ async fn bot_config_has_enabled_channels_with_credentials_and_an_etag() {
     )
     .await;
     assert_eq!(
-        app.bot_config(&key, Some(&etag)).await.status,
+        app.bot_config_with(&key, Some(&etag)).await.status,
         StatusCode::OK,
         "a change changes the ETag"
     );
     let wrong_scope = app.api_key("acme", json!(["leads:write"])).await;
     assert_eq!(
-        app.bot_config(&wrong_scope, None).await.status,
+        app.bot_config_with(&wrong_scope, None).await.status,
         StatusCode::FORBIDDEN
     );
 }
@@ -426,7 +353,7 @@ async fn bot_config_carries_the_prompt_with_variables_substituted() {
     app.call("acme", Method::PUT, "/v1/prompt", Some(draft(PROMPT_V1)))
         .await;
     let key = app.api_key("acme", json!(["config:read"])).await;
-    let config = app.bot_config(&key, None).await.json_body();
+    let config = app.bot_config_with(&key, None).await.json_body();
     let content = config["prompt"]["content"].as_str().unwrap();
     assert!(
         content.contains("Ты — оператор Кафе «Ромашка»."),

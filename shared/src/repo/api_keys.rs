@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{from_item, to_item};
+use super::{from_item, query_all, to_item};
 use crate::domain::TenantId;
 use crate::http::Scope;
 use crate::ports::Clock;
@@ -86,21 +86,8 @@ impl ApiKeys {
 
     /// Every key of a tenant (revoked ones included), oldest first.
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, TableError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .table
-                .query(Query::gsi1(Self::tenant_index(tenant)).after(cursor))
-                .await?;
-            for item in &page.items {
-                out.push(from_item(item)?);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(out),
-            }
-        }
+        let items = query_all(self.table.as_ref(), Query::gsi1(Self::tenant_index(tenant))).await?;
+        items.iter().map(from_item).collect()
     }
 
     /// Revokes a key of this tenant; `None` when the tenant has no such key. Revoking twice

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{RepoError, from_item, to_item};
+use super::{RepoError, from_item, query_all, to_item};
 use crate::domain::registry::{IntegrationKind, IntegrationMeta};
 use crate::domain::{IntegrationId, TenantId};
 use crate::ports::table::{
@@ -132,25 +132,10 @@ impl Integrations {
     }
 
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Integration>, RepoError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .table
-                .query(
-                    Query::partition(format!("TENANT#{tenant}"))
-                        .sort(SortKey::BeginsWith("INTEGRATION#".into()))
-                        .after(cursor),
-                )
-                .await?;
-            for item in &page.items {
-                out.push(from_item(item)?);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(out),
-            }
-        }
+        let query = Query::partition(format!("TENANT#{tenant}"))
+            .sort(SortKey::BeginsWith("INTEGRATION#".into()));
+        let items = query_all(self.table.as_ref(), query).await?;
+        Ok(items.iter().map(from_item).collect::<Result<_, _>>()?)
     }
 
     fn item(integration: &Integration) -> Result<Item, RepoError> {

@@ -71,3 +71,20 @@ pub async fn put_document<T: Serialize>(
 ) -> Result<(), TableError> {
     table.put(to_item(key, value)?, None).await
 }
+
+/// Every item a query finds, following the cursor through all pages.
+pub async fn query_all(
+    table: &dyn crate::ports::Table,
+    query: crate::ports::table::Query,
+) -> Result<Vec<Item>, TableError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = table.query(query.clone().after(cursor)).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
