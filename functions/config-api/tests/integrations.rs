@@ -72,14 +72,7 @@ async fn registry_lists_every_provider_with_its_schema() {
 #[tokio::test]
 async fn connect_seals_the_config_masks_secrets_and_generates_a_webhook_secret() {
     let app = app().await;
-    let (status, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Main bot")),
-        )
-        .await;
+    let (status, created) = app.connect("acme", telegram("Main bot")).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["config"]["bot_token"], "••••Dsaw");
@@ -115,9 +108,7 @@ async fn connect_seals_the_config_masks_secrets_and_generates_a_webhook_secret()
 #[tokio::test]
 async fn invalid_configs_are_refused_naming_each_field() {
     let app = app().await;
-    let (status, body) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": "bitrix24", "config": {"webhook_url": "http://insecure", "extra": 1}})))
-        .await;
+    let (status, body) = app.connect("acme", json!({"provider": "bitrix24", "config": {"webhook_url": "http://insecure", "extra": 1}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "VALIDATION_FAILED");
     let fields: Vec<&str> = body["error"]["details"]["fields"]
@@ -127,23 +118,11 @@ async fn invalid_configs_are_refused_naming_each_field() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["extra", "webhook_url"]);
-    let (status, body) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"provider": "icq"})),
-        )
-        .await;
+    let (status, body) = app.connect("acme", json!({"provider": "icq"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "UNKNOWN_PROVIDER");
     let (status, body) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"provider": "max", "colour": "red"})),
-        )
+        .connect("acme", json!({"provider": "max", "colour": "red"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "MALFORMED_JSON");
@@ -152,14 +131,7 @@ async fn invalid_configs_are_refused_naming_each_field() {
 #[tokio::test]
 async fn patch_merges_and_a_masked_secret_sent_back_keeps_the_stored_one() {
     let app = app().await;
-    let (_, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Bot")),
-        )
-        .await;
+    let (_, created) = app.connect("acme", telegram("Bot")).await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/v1/integrations/{id}");
     let masked = created["config"].clone();
@@ -212,22 +184,8 @@ async fn patch_merges_and_a_masked_secret_sent_back_keeps_the_stored_one() {
 #[tokio::test]
 async fn one_primary_per_channel_switched_atomically() {
     let app = app().await;
-    let (_, first) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("A")),
-        )
-        .await;
-    let (_, second) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("B")),
-        )
-        .await;
+    let (_, first) = app.connect("acme", telegram("A")).await;
+    let (_, second) = app.connect("acme", telegram("B")).await;
     assert_eq!(first["is_primary"], true);
     assert_eq!(second["is_primary"], false);
     let path = format!("/v1/integrations/{}", second["id"].as_str().unwrap());
@@ -257,28 +215,14 @@ async fn one_primary_per_channel_switched_atomically() {
 #[tokio::test]
 async fn disconnect_disables_and_releases_primary() {
     let app = app().await;
-    let (_, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("A")),
-        )
-        .await;
+    let (_, created) = app.connect("acme", telegram("A")).await;
     let path = format!("/v1/integrations/{}", created["id"].as_str().unwrap());
     let (status, gone) = app.call("acme", Method::DELETE, &path, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(gone["is_enabled"], false);
     assert_eq!(gone["status"], "inactive");
     assert_eq!(gone["is_primary"], false);
-    let (_, again) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("B")),
-        )
-        .await;
+    let (_, again) = app.connect("acme", telegram("B")).await;
     assert_eq!(
         again["is_primary"], true,
         "the channel has no primary after a disconnect"
@@ -298,14 +242,7 @@ async fn disconnect_disables_and_releases_primary() {
 #[tokio::test]
 async fn another_tenant_never_sees_or_changes_an_integration() {
     let app = app().await;
-    let (_, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("A")),
-        )
-        .await;
+    let (_, created) = app.connect("acme", telegram("A")).await;
     let path = format!("/v1/integrations/{}", created["id"].as_str().unwrap());
     assert_eq!(
         app.call("other", Method::GET, &path, None).await.0,
@@ -364,14 +301,7 @@ impl World {
 #[tokio::test]
 async fn connecting_a_telegram_bot_registers_its_webhook_with_the_generated_secret() {
     let app = app().await;
-    let (status, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Bot")),
-        )
-        .await;
+    let (status, created) = app.connect("acme", telegram("Bot")).await;
     assert_eq!(status, StatusCode::CREATED);
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["status"], "active", "{created}");
@@ -421,9 +351,7 @@ async fn connecting_a_telegram_bot_registers_its_webhook_with_the_generated_secr
 async fn a_refused_registration_keeps_the_integration_in_error_with_the_reason() {
     let app = app().await;
     let body = json!({"provider": "telegram_bot", "config": {"bot_token": "111:revoked-token"}});
-    let (status, created) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(body))
-        .await;
+    let (status, created) = app.connect("acme", body).await;
     assert_eq!(status, StatusCode::CREATED, "never a lost integration");
     assert_eq!(created["status"], "error");
     assert!(
@@ -443,14 +371,7 @@ async fn an_unreachable_provider_still_saves_the_integration_and_never_answers_5
     config.public_base_url = Some("https://hooks.example.com".into());
     config.providers.telegram = "http://127.0.0.1:9".into();
     let app = support::app_with(&config);
-    let (status, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Bot")),
-        )
-        .await;
+    let (status, created) = app.connect("acme", telegram("Bot")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["status"], "error");
 }
@@ -458,14 +379,7 @@ async fn an_unreachable_provider_still_saves_the_integration_and_never_answers_5
 #[tokio::test]
 async fn without_a_public_url_the_integration_waits_in_pending() {
     let app = app_with(None).await;
-    let (_, created) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Bot")),
-        )
-        .await;
+    let (_, created) = app.connect("acme", telegram("Bot")).await;
     assert_eq!(created["status"], "pending");
     assert_eq!(created["webhook_url"], Value::Null);
     assert!(app.telegram.requests().is_empty());
@@ -475,9 +389,7 @@ async fn without_a_public_url_the_integration_waits_in_pending() {
 async fn max_subscription_carries_url_update_types_and_secret() {
     let app = app().await;
     let body = json!({"provider": "max", "config": {"access_token": MAX_TOKEN}});
-    let (_, created) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(body))
-        .await;
+    let (_, created) = app.connect("acme", body).await;
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["status"], "active", "{created}");
     let secret = app.open_field("acme", id, "webhook_secret").await;
@@ -504,14 +416,7 @@ async fn max_subscription_carries_url_update_types_and_secret() {
 #[tokio::test]
 async fn live_check_calls_the_provider_and_marks_refused_credentials() {
     let app = app().await;
-    let (_, good) = app
-        .call(
-            "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(telegram("Bot")),
-        )
-        .await;
+    let (_, good) = app.connect("acme", telegram("Bot")).await;
     let (status, checked) = app
         .call(
             "acme",
@@ -531,11 +436,9 @@ async fn live_check_calls_the_provider_and_marks_refused_credentials() {
     );
 
     let (_, max) = app
-        .call(
+        .connect(
             "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"provider": "max", "config": {"access_token": MAX_TOKEN}})),
+            json!({"provider": "max", "config": {"access_token": MAX_TOKEN}}),
         )
         .await;
     let max_path = format!("/v1/integrations/{}", max["id"].as_str().unwrap());
@@ -555,11 +458,9 @@ async fn live_check_calls_the_provider_and_marks_refused_credentials() {
     assert!(!failed.to_string().contains("revoked-max-token"));
 
     let (_, crm) = app
-        .call(
+        .connect(
             "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"provider": "hubspot", "config": {"api_key": "pat-eu1-123"}})),
+            json!({"provider": "hubspot", "config": {"api_key": "pat-eu1-123"}}),
         )
         .await;
     let (status, body) = app
@@ -587,9 +488,7 @@ async fn whatsapp_and_amocrm_live_checks_call_their_apis() {
     config.providers.amocrm = Some(amo.base.clone());
     let app = support::app_with(&config);
     let whatsapp = json!({"provider": "whatsapp", "config": {"phone_number_id": "106540352242922", "access_token": "wa-token-1234", "app_secret": "app-secret-1", "verify_token": "verify-1"}});
-    let (_, created) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(whatsapp))
-        .await;
+    let (_, created) = app.connect("acme", whatsapp).await;
     let (_, checked) = app
         .call(
             "acme",
@@ -603,9 +502,7 @@ async fn whatsapp_and_amocrm_live_checks_call_their_apis() {
     assert_eq!(wa.requests()[0].path, "/106540352242922");
 
     let no_token = json!({"provider": "amocrm", "config": {"subdomain": "shop", "client_id": "c", "client_secret": "s"}});
-    let (_, created) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(no_token))
-        .await;
+    let (_, created) = app.connect("acme", no_token).await;
     let path = format!("/v1/integrations/{}", created["id"].as_str().unwrap());
     let (_, checked) = app
         .call("acme", Method::POST, &format!("{path}/test"), None)

@@ -43,9 +43,7 @@ proptest! {
         run(async {
             let app = app();
             let (provider, field) = ONE_SECRET[pick];
-            let (status, created) = app
-                .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": provider, "config": {field: value}})))
-                .await;
+            let (status, created) = app.connect("acme", json!({"provider": provider, "config": {field: value}})).await;
             prop_assert_eq!(status, StatusCode::CREATED);
             let dump = app.dump().await;
             prop_assert!(!dump.contains(&value), "plaintext secret stored");
@@ -69,9 +67,7 @@ proptest! {
             let app = app();
             let mut expected = Vec::new();
             for (i, token) in tokens.iter().enumerate() {
-                let (_, created) = app
-                    .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": "viber", "name": format!("v{i}"), "config": {"auth_token": token}})))
-                    .await;
+                let (_, created) = app.connect("acme", json!({"provider": "viber", "name": format!("v{i}"), "config": {"auth_token": token}})).await;
                 let id = created["id"].as_str().unwrap().to_owned();
                 if off[i] {
                     app.call("acme", Method::DELETE, &format!("/v1/integrations/{id}"), None).await;
@@ -100,9 +96,7 @@ proptest! {
             let app = app();
             let mut ids = Vec::new();
             for _ in 0..count {
-                let (_, created) = app
-                    .call("tenant-a", Method::POST, "/v1/integrations", Some(json!({"provider": "viber", "config": {"auth_token": token}})))
-                    .await;
+                let (_, created) = app.connect("tenant-a", json!({"provider": "viber", "config": {"auth_token": token}})).await;
                 ids.push(created["id"].as_str().unwrap().to_owned());
             }
             for id in &ids {

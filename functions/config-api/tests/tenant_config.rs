@@ -151,15 +151,11 @@ async fn bot_config_has_enabled_channels_with_credentials_and_an_etag() {
     let app = app();
     app.call("acme", Method::PUT, "/v1/profile", Some(profile()))
         .await;
-    let (_, on) = app
-        .call("acme", Method::POST, "/v1/integrations", Some(json!({"provider": "bitrix24", "config": {"webhook_url": "https://b24.example.com/rest/1/abc/"}})))
-        .await;
+    let (_, on) = app.connect("acme", json!({"provider": "bitrix24", "config": {"webhook_url": "https://b24.example.com/rest/1/abc/"}})).await;
     let (_, off) = app
-        .call(
+        .connect(
             "acme",
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"provider": "viber", "config": {"auth_token": "viber-token-1234"}})),
+            json!({"provider": "viber", "config": {"auth_token": "viber-token-1234"}}),
         )
         .await;
     app.call(

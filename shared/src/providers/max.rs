@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ProviderError, classify_status, retry_after_header, short, transport_error};
+use super::{ProviderError, classify_status, decode, retry_after_header, short, transport_error};
 use crate::secret::Secret;
 
 /// Update types a subscription asks MAX for.
@@ -83,9 +83,7 @@ impl MaxApi {
         request: reqwest::RequestBuilder,
         token: &Secret<String>,
     ) -> Result<(), ProviderError> {
-        let result: SimpleResult = self.send(request, token).await?.json().await.map_err(|e| {
-            ProviderError::Rejected(format!("unexpected answer: {}", e.without_url()))
-        })?;
+        let result: SimpleResult = decode(self.send(request, token).await?).await?;
         if result.success {
             Ok(())
         } else {
@@ -96,11 +94,11 @@ impl MaxApi {
     }
 
     pub async fn get_me(&self, token: &Secret<String>) -> Result<BotInfo, ProviderError> {
-        self.send(self.http.get(format!("{}/me", self.base)), token)
-            .await?
-            .json()
-            .await
-            .map_err(|e| ProviderError::Rejected(format!("unexpected answer: {}", e.without_url())))
+        decode(
+            self.send(self.http.get(format!("{}/me", self.base)), token)
+                .await?,
+        )
+        .await
     }
 
     pub async fn subscribe(

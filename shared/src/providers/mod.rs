@@ -101,6 +101,16 @@ pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .map(Duration::from_secs)
 }
 
+/// Reads a successful answer's JSON; an answer of another shape is a refusal.
+pub async fn decode<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, ProviderError> {
+    response
+        .json()
+        .await
+        .map_err(|e| ProviderError::Rejected(format!("unexpected answer: {}", e.without_url())))
+}
+
 /// Keeps a provider's own message short and printable for logs and `last_error`.
 pub fn short(text: &str) -> String {
     let clean: String = text.chars().filter(|c| !c.is_control()).take(300).collect();

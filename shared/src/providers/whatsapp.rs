@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{ProviderError, classify_status, retry_after_header, short, transport_error};
+use super::{ProviderError, classify_status, decode, retry_after_header, short, transport_error};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,9 +59,7 @@ impl WhatsAppApi {
             .map_err(transport_error)?;
         let status = response.status().as_u16();
         if response.status().is_success() {
-            return response.json().await.map_err(|e| {
-                ProviderError::Rejected(format!("unexpected answer: {}", e.without_url()))
-            });
+            return decode(response).await;
         }
         let retry_after = retry_after_header(response.headers());
         let error = response.json::<ErrorEnvelope>().await.ok().map(|e| e.error);

@@ -83,6 +83,12 @@ impl App {
         self.as_role(tenant, Role::Owner, method, path, body).await
     }
 
+    /// Connects an integration as the tenant's owner.
+    pub async fn connect(&self, tenant: &str, body: Value) -> (StatusCode, Value) {
+        self.call(tenant, Method::POST, "/v1/integrations", Some(body))
+            .await
+    }
+
     /// Creates an API key with these scopes and returns the raw key.
     pub async fn api_key(&self, tenant: &str, scopes: Value) -> String {
         let (status, created) = self
