@@ -529,3 +529,31 @@ async fn whatsapp_and_amocrm_live_checks_call_their_apis() {
         "a passing check clears the error"
     );
 }
+
+#[tokio::test]
+async fn an_integration_is_found_by_its_id_alone_for_inbound_webhooks() {
+    let app = app().await;
+    let (_, created) = app.connect("acme", telegram("Bot")).await;
+    let id = shared::domain::IntegrationId::parse(created["id"].as_str().unwrap()).unwrap();
+    let found = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(found.tenant_id.as_str(), "acme");
+    assert_eq!(found.provider, "telegram_bot");
+    let path = format!("/v1/integrations/{id}");
+    app.call(
+        "acme",
+        Method::PATCH,
+        &path,
+        Some(json!({"name": "Renamed", "is_primary": true})),
+    )
+    .await;
+    let found = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(found.name, "Renamed", "the index follows every save");
+    let unknown = shared::domain::IntegrationId::generate();
+    assert!(
+        app.integrations()
+            .find_by_id(&unknown)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -11,7 +11,8 @@ use super::{RepoError, from_item, query_all, to_item};
 use crate::domain::registry::{IntegrationKind, IntegrationMeta};
 use crate::domain::{IntegrationId, TenantId};
 use crate::ports::table::{
-    AttrValue, Condition, Item, Key, Query, SortKey, Table, TableError, TransactOp, Update,
+    AttrValue, Condition, GSI1_PK, GSI1_SK, Item, Key, Query, SortKey, Table, TableError,
+    TransactOp, Update,
 };
 use crate::ports::{Clock, EncryptionContext, Sealed, SecretBox};
 use crate::secret::Secret;
@@ -131,6 +132,23 @@ impl Integrations {
         Ok(item.as_ref().map(from_item).transpose()?)
     }
 
+    /// The integration with this id, whatever its tenant (for inbound webhooks, whose URL
+    /// carries only the id; the caller must still verify the request's signature).
+    pub async fn find_by_id(&self, id: &IntegrationId) -> Result<Option<Integration>, RepoError> {
+        let page = self
+            .table
+            .query(Query::gsi1(format!("INTEGRATION#{id}")).limit(2))
+            .await?;
+        match page.items.as_slice() {
+            [item] => Ok(Some(from_item(item)?)),
+            [] => Ok(None),
+            _ => {
+                tracing::error!(integration_id = %id, "integration id indexed twice");
+                Err(RepoError::Corrupt)
+            }
+        }
+    }
+
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Integration>, RepoError> {
         let query = Query::partition(format!("TENANT#{tenant}"))
             .sort(SortKey::BeginsWith("INTEGRATION#".into()));
@@ -138,11 +156,19 @@ impl Integrations {
         Ok(items.iter().map(from_item).collect::<Result<_, _>>()?)
     }
 
+    /// The stored item: keyed by tenant, and indexed by id alone in `gsi1` so an inbound
+    /// webhook (whose URL names only the integration) finds its integration.
     fn item(integration: &Integration) -> Result<Item, RepoError> {
-        Ok(to_item(
-            &key(&integration.tenant_id, &integration.id),
-            integration,
-        )?)
+        let mut item = to_item(&key(&integration.tenant_id, &integration.id), integration)?;
+        item.insert(
+            GSI1_PK.into(),
+            AttrValue::s(format!("INTEGRATION#{}", integration.id)),
+        );
+        item.insert(
+            GSI1_SK.into(),
+            AttrValue::s(format!("TENANT#{}", integration.tenant_id)),
+        );
+        Ok(item)
     }
 
     /// Stores a new integration (the id must be fresh).
