@@ -18,6 +18,7 @@ pub mod ports;
 pub mod providers;
 pub mod repo;
 pub mod secret;
+pub mod signing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

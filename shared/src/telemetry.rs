@@ -119,10 +119,15 @@ impl Metrics {
     }
 
     /// Prints the record on stdout, where the Lambda log agent picks EMF up.
+    /// Outside Lambda (dev server, tests) the record goes to the debug log instead.
     pub fn emit(&self) {
         let line = self.to_emf(jiff::Timestamp::now().as_millisecond());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        } else {
+            tracing::debug!(emf = %line, "metrics");
+        }
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body's bytes as received (for signature checks).
+    pub raw: Vec<u8>,
 }
 
 impl Recorded {
@@ -55,6 +57,7 @@ impl FakeServer {
                     query: parts.uri.query().map(str::to_owned),
                     headers: parts.headers,
                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    raw: bytes.to_vec(),
                 };
                 let (status, body) = respond(&recorded);
                 log.lock().unwrap_or_else(|p| p.into_inner()).push(recorded);

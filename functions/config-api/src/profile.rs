@@ -121,9 +121,7 @@ pub struct Catalog {
     pub items: Vec<CatalogItem>,
 }
 
-pub fn profile_key(tenant: &TenantId) -> Key {
-    Key::new(format!("TENANT#{tenant}"), "PROFILE")
-}
+pub use shared::repo::bot_webhook::profile_key;
 
 pub fn catalog_key(tenant: &TenantId) -> Key {
     Key::new(format!("TENANT#{tenant}"), "CATALOG")

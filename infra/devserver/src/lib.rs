@@ -38,6 +38,7 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
         ports.clock.clone(),
     )));
     let config_api = config_api::router(config_api::Deps::new(ports, config)?);
+    let webhooks = webhook_receiver::router(webhook_receiver::Deps::new(ports, config)?);
     Ok(Router::new(Some(auth))
         .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
             Ok(ApiResponse::raw(
@@ -46,12 +47,20 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
                 OPENAPI,
             ))
         })
-        .merge(config_api))
+        .merge(config_api)
+        .merge(webhooks))
 }
 
 /// Every SQS consumer with the queue that feeds it (functions register theirs here).
-pub fn consumers(_ports: &Ports) -> Vec<(QueueRole, Arc<dyn SqsConsumer>)> {
-    Vec::new()
+pub fn consumers(
+    ports: &Ports,
+    config: &Config,
+) -> anyhow::Result<Vec<(QueueRole, Arc<dyn SqsConsumer>)>> {
+    let push = webhook_receiver::push::BotPush::new(
+        webhook_receiver::Deps::new(ports, config)?,
+        ports.queue(QueueRole::InboundEvents)?,
+    );
+    Ok(vec![(QueueRole::InboundEvents, Arc::new(push))])
 }
 
 /// The HS256 secret for dashboard tokens: `LOCAL_JWT_SECRET`, else one generated once and
@@ -177,7 +186,7 @@ pub async fn start(
             tracing::error!(error = %e, "http server failed");
         }
     }));
-    for (role, consumer) in consumers(&ports) {
+    for (role, consumer) in consumers(&ports, config)? {
         let queue = ports.queue(role)?;
         tasks.push(tokio::spawn(worker::run_consumer(
             queue,

@@ -1,6 +1,8 @@
 //! Domain types and rules. No I/O lives here.
 
 pub mod ids;
+pub mod inbox;
+pub mod phone;
 pub mod prompt;
 pub mod registry;
 

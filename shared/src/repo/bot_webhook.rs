@@ -18,6 +18,11 @@ fn key(tenant: &TenantId) -> Key {
     Key::new(format!("TENANT#{tenant}"), "BOT_WEBHOOK_SECRET")
 }
 
+/// The tenant's business profile document (written by config-api).
+pub fn profile_key(tenant: &TenantId) -> Key {
+    Key::new(format!("TENANT#{tenant}"), "PROFILE")
+}
+
 fn context(tenant: &TenantId) -> Result<EncryptionContext, RepoError> {
     let id = IntegrationId::parse(PSEUDO_INTEGRATION).map_err(|_| RepoError::Corrupt)?;
     Ok(EncryptionContext::integration(tenant, &id))
@@ -69,6 +74,25 @@ impl BotWebhookSecrets {
             .await?;
         let text = String::from_utf8(plain.into_inner()).map_err(|_| RepoError::Corrupt)?;
         Ok(Some(Secret::new(text)))
+    }
+
+    /// Where a tenant's inbound events are pushed: `bot_webhook_url` of the profile and the
+    /// signing secret. `None` when the tenant has not set a URL.
+    pub async fn target(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(String, Secret<String>)>, RepoError> {
+        let profile = self.table.get(&profile_key(tenant)).await?;
+        let Some(url) = profile
+            .as_ref()
+            .and_then(|p| p.get("bot_webhook_url"))
+            .and_then(AttrValue::as_s)
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        let secret = self.open(tenant).await?.ok_or(RepoError::Corrupt)?;
+        Ok(Some((url.to_owned(), secret)))
     }
 
     pub async fn remove(&self, tenant: &TenantId) -> Result<(), RepoError> {

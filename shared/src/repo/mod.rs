@@ -2,8 +2,11 @@
 
 pub mod api_keys;
 pub mod bot_webhook;
+pub mod idempotency;
+pub mod inbox;
 pub mod integration_logs;
 pub mod integrations;
+pub mod rate_limit;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

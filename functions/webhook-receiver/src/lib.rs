@@ -1,0 +1,260 @@
+//! webhook-receiver: every messenger's inbound webhooks (SPEC §5, §6 "Webhooks").
+//!
+//! `POST /v1/webhooks/{provider}/{integration_id}`: find the integration, verify the raw
+//! request with its secrets, parse it into events, run each through the [`pipeline`]
+//! (claim → client → dialog → message → publish), answer the provider. `GET` is the
+//! provider's subscription handshake, `OPTIONS` the web widget's CORS preflight.
+//! The [`push`] worker delivers published events to the tenant's `bot_webhook_url`.
+#![forbid(unsafe_code)]
+
+pub mod event;
+pub mod pipeline;
+pub mod providers;
+pub mod push;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, StatusCode, header};
+use shared::backend::{BackendError, Ports};
+use shared::config::{Config, QueueRole};
+use shared::domain::IntegrationId;
+use shared::http::{Access, ApiError, ApiRequest, ApiResponse, Principal, Router};
+use shared::ports::{Clock, Queue};
+use shared::repo::bot_webhook::BotWebhookSecrets;
+use shared::repo::idempotency::IdempotencyStore;
+use shared::repo::inbox::Inbox;
+use shared::repo::integrations::{Integration, Integrations, OpenConfig};
+use shared::repo::rate_limit::RateLimiter;
+use shared::telemetry::Metrics;
+
+use pipeline::Outcome;
+use providers::{Rejection, WebhookProvider, WebhookRequest};
+
+/// Webhook bodies above this are refused with 413 (real updates are a few KB).
+pub const BODY_LIMIT: usize = 256 * 1024;
+const ROUTE: &str = "/v1/webhooks/{provider}/{integration_id}";
+
+pub struct Deps {
+    pub integrations: Integrations,
+    pub inbox: Inbox,
+    pub idempotency: IdempotencyStore,
+    pub rate_limiter: RateLimiter,
+    /// The inbound-events queue.
+    pub events: Arc<dyn Queue>,
+    pub bot_webhooks: BotWebhookSecrets,
+    pub clock: Arc<dyn Clock>,
+    pub http: reqwest::Client,
+}
+
+impl Deps {
+    pub fn new(ports: &Ports, _config: &Config) -> Result<Arc<Self>, BackendError> {
+        let secrets = ports.secrets()?;
+        Ok(Arc::new(Self {
+            integrations: Integrations::new(
+                ports.table.clone(),
+                secrets.clone(),
+                ports.clock.clone(),
+            ),
+            inbox: Inbox::new(ports.table.clone(), ports.clock.clone()),
+            idempotency: IdempotencyStore::new(ports.table.clone(), ports.clock.clone()),
+            rate_limiter: RateLimiter::new(ports.table.clone(), ports.clock.clone()),
+            events: ports.queue(QueueRole::InboundEvents)?,
+            bot_webhooks: BotWebhookSecrets::new(ports.table.clone(), secrets),
+            clock: ports.clock.clone(),
+            http: shared::providers::http_client(),
+        }))
+    }
+}
+
+pub fn router(deps: Arc<Deps>) -> Router {
+    let mut router = Router::new(None).body_limit(BODY_LIMIT);
+    for method in [Method::POST, Method::GET, Method::OPTIONS] {
+        let deps = deps.clone();
+        router = router.route(method, ROUTE, Access::Public, move |req, principal| {
+            let deps = deps.clone();
+            async move { handle(&deps, req, principal).await }
+        });
+    }
+    router
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "INTEGRATION_NOT_FOUND",
+        "no enabled integration of this provider has this id",
+    )
+}
+
+/// The enabled integration of this provider with this id (anything else is one 404, so
+/// the answer tells nothing about other tenants' integrations).
+async fn integration(
+    deps: &Deps,
+    provider: &dyn WebhookProvider,
+    raw_id: &str,
+) -> Result<(Integration, OpenConfig), ApiError> {
+    let id = IntegrationId::parse(raw_id).map_err(|_| not_found())?;
+    let integration = deps
+        .integrations
+        .find_by_id(&id)
+        .await?
+        .filter(|i| i.provider == provider.name() && i.is_enabled)
+        .ok_or_else(not_found)?;
+    // Decrypted configs are cached by the SecretBox adapter (KMS: bounded time in memory).
+    let config = deps.integrations.open(&integration).await?;
+    Ok((integration, config))
+}
+
+async fn handle(
+    deps: &Deps,
+    req: ApiRequest,
+    _principal: Principal,
+) -> Result<ApiResponse, ApiError> {
+    let started = Instant::now();
+    let name = req.path_param("provider")?.to_owned();
+    let provider = providers::find(&name).ok_or_else(not_found)?;
+    let (integration, config) =
+        integration(deps, provider, req.path_param("integration_id")?).await?;
+    let span = tracing::info_span!(
+        "webhook",
+        tenant_id = %integration.tenant_id,
+        integration_id = %integration.id,
+        provider = name,
+        request_id = req.request_id,
+    );
+    let _guard = span.enter();
+    let wreq = WebhookRequest {
+        headers: &req.headers,
+        query: &req.query,
+        body: &req.body,
+    };
+    let cors = if name == "web_widget" {
+        providers::web_widget::WebWidget::allowed_origin(&config, &wreq)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let result = match req.method {
+        Method::GET => provider.handshake(&config, &wreq).map_err(ApiError::from),
+        Method::OPTIONS => preflight(cors.as_deref()),
+        _ => receive(deps, provider, &integration, &config, &wreq).await,
+    };
+    drop(_guard);
+    let metrics = Metrics::new("Integrations").dimension("provider", name.clone());
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::info!(parent: &span, status = e.status.as_u16(), code = %e.code, "webhook refused");
+            metrics.clone().count("webhook_refused", 1).emit();
+            ApiResponse::error(&e)
+        }
+    };
+    if let Some(origin) = cors.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        response
+            .headers
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response
+            .headers
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    metrics
+        .millis("webhook_latency", started.elapsed().as_secs_f64() * 1000.0)
+        .emit();
+    Ok(response)
+}
+
+fn preflight(origin: Option<&str>) -> Result<ApiResponse, ApiError> {
+    if origin.is_none() {
+        return Err(Rejection::MethodNotAllowed.into());
+    }
+    let mut response = ApiResponse::empty(StatusCode::NO_CONTENT);
+    response.headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    response.headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    response.headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    Ok(response)
+}
+
+async fn receive(
+    deps: &Deps,
+    provider: &dyn WebhookProvider,
+    integration: &Integration,
+    config: &OpenConfig,
+    wreq: &WebhookRequest<'_>,
+) -> Result<ApiResponse, ApiError> {
+    provider.verify(config, wreq)?;
+    let parsed = provider.parse(config, wreq.body)?;
+    for kind in &parsed.ignored {
+        tracing::info!(update_type = %kind, "update type not handled; acknowledged");
+    }
+    if let Some(reply) = parsed.reply {
+        return Ok(reply);
+    }
+    if let Some(limit) = provider.visitor_rate_limit() {
+        for event in &parsed.events {
+            if let Some(visitor) = event.sender_id() {
+                let key = format!("{}#{visitor}", integration.id);
+                if let Some(wait) = deps
+                    .rate_limiter
+                    .hit(&integration.tenant_id, &key, limit, 60)
+                    .await?
+                {
+                    let mut response = ApiResponse::error(&ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RATE_LIMITED",
+                        "too many messages; try again later",
+                    ));
+                    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                        response.headers.insert(header::RETRY_AFTER, value);
+                    }
+                    return Ok(response);
+                }
+            }
+        }
+    }
+    let metrics = Metrics::new("Integrations").dimension("provider", provider.name().to_owned());
+    let mut in_progress = false;
+    let (mut processed, mut duplicates) = (0u64, 0u64);
+    for event in &parsed.events {
+        match pipeline::process(deps, integration, event).await {
+            Ok(Outcome::Processed) => processed += 1,
+            Ok(Outcome::Duplicate) => duplicates += 1,
+            Ok(Outcome::InProgress) => in_progress = true,
+            Err(e) => {
+                tracing::error!(error = %e, event_id = %event.event_id, "webhook event not stored; the provider will redeliver");
+                metrics.clone().count("webhook_failed", 1).emit();
+                return Err(ApiError::unavailable());
+            }
+        }
+    }
+    metrics
+        .count("webhook_processed", processed)
+        .count("duplicates_dropped", duplicates)
+        .emit();
+    if duplicates > 0 {
+        tracing::info!(duplicates, "duplicate events dropped");
+    }
+    if in_progress {
+        // Not 2xx: if the delivery being handled fails, this one must be redelivered too.
+        let mut response = ApiResponse::error(&ApiError::new(
+            StatusCode::CONFLICT,
+            "EVENT_IN_PROGRESS",
+            "this event is being handled by another delivery; retry later",
+        ));
+        response
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return Ok(response);
+    }
+    Ok(provider.acknowledge())
+}

@@ -1,0 +1,139 @@
+//! The signed push of inbound events to a tenant's `bot_webhook_url`, from the
+//! inbound-events queue (never on the webhook's request path).
+//!
+//! Standard Webhooks: `webhook-id` is the event's id (stable across retries, so the
+//! receiver can dedupe), `webhook-timestamp` the attempt's time, `webhook-signature`
+//! `v1,<base64 HMAC-SHA256>` with the tenant's `whsec_` secret. A failed push stays on the
+//! queue, hidden for an exponentially growing, jittered time; after the queue's max
+//! receives SQS moves it to the DLQ.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::Deserialize;
+use shared::domain::TenantId;
+use shared::ports::Queue;
+use shared::signing::StandardWebhooks;
+use shared::telemetry::Metrics;
+use shared::worker::{SqsConsumer, batch_response};
+
+use crate::Deps;
+
+pub struct BotPush {
+    deps: Arc<Deps>,
+    /// The queue the events come from, to stretch a failed message's visibility.
+    queue: Arc<dyn Queue>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    tenant_id: TenantId,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error("the queued event is not an inbound event: {0}")]
+    Malformed(String),
+    #[error("tenant config unavailable: {0}")]
+    Config(#[from] shared::repo::RepoError),
+    #[error("the signing secret is unusable")]
+    Secret,
+    #[error("the bot webhook answered {0}")]
+    Status(u16),
+    #[error("the bot webhook is unreachable: {0}")]
+    Transport(String),
+}
+
+/// Backoff before the next attempt: 10 s × 2^(n-1), at most 15 min, plus up to 50 % jitter.
+pub fn backoff(receive_count: u32) -> Duration {
+    let base = 10u64
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
+        .min(900);
+    let mut random = [0u8; 8];
+    let jitter = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from_le_bytes(random) % (base / 2 + 1),
+        Err(_) => 0,
+    };
+    Duration::from_secs((base + jitter).min(900))
+}
+
+impl BotPush {
+    pub fn new(deps: Arc<Deps>, queue: Arc<dyn Queue>) -> Self {
+        Self { deps, queue }
+    }
+
+    async fn deliver(&self, body: &str) -> Result<(), PushError> {
+        let envelope: Envelope =
+            serde_json::from_str(body).map_err(|e| PushError::Malformed(e.to_string()))?;
+        let Some((url, secret)) = self.deps.bot_webhooks.target(&envelope.tenant_id).await? else {
+            return Ok(());
+        };
+        let signer = StandardWebhooks::new(secret.expose()).map_err(|_| PushError::Secret)?;
+        let timestamp = self.deps.clock.now().as_second();
+        let signature = signer.sign(&envelope.id, timestamp, body.as_bytes());
+        let response = self
+            .deps
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &envelope.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| PushError::Transport(shared::providers::transport_error(e).to_string()))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(PushError::Status(response.status().as_u16()))
+        }
+    }
+
+    async fn handle_record(&self, record: &SqsMessage) -> bool {
+        let body = record.body.as_deref().unwrap_or_default();
+        let tenant = serde_json::from_str::<Envelope>(body)
+            .map(|e| e.tenant_id.to_string())
+            .unwrap_or_default();
+        match self.deliver(body).await {
+            Ok(()) => true,
+            Err(e) => {
+                let receives: u32 = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                tracing::warn!(tenant_id = %tenant, receives, error = %e, "bot webhook push failed; retried later");
+                Metrics::new("Integrations")
+                    .dimension("provider", "bot_webhook")
+                    .count("push_failed", 1)
+                    .emit();
+                if let Some(handle) = &record.receipt_handle
+                    && let Err(e) = self
+                        .queue
+                        .change_visibility(handle, backoff(receives))
+                        .await
+                {
+                    tracing::warn!(error = %e, "visibility not extended; the queue's default applies");
+                }
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SqsConsumer for BotPush {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut failed = Vec::new();
+        for record in &event.records {
+            if !self.handle_record(record).await {
+                failed.extend(record.message_id.clone());
+            }
+        }
+        batch_response(failed)
+    }
+}

@@ -1,0 +1,527 @@
+//! Clients, their identities per channel, dialogs and messages of a tenant.
+//!
+//! Items (all in the tenant's partition `TENANT#{t}`):
+//! * `CLIENT#{client}` — the client; `CLIENT#{client}#IDENTITY#{channel}#{external}` and
+//!   `CLIENT#{client}#DIALOG#{dialog}` — its identities and dialogs (one query reads all);
+//! * `IDENTITY#{channel}#{external}` and `PHONE#{e164}` — unique lookups → client id,
+//!   created with conditions so concurrent first messages make one client;
+//! * `DIALOG#{dialog}` — the dialog, in `gsi1` under `TENANT#{t}#DIALOGS` sorted by its
+//!   last activity;
+//! * `MSG#{dialog}#{message}` — messages in id (time) order;
+//! * `PMSG#{integration}#{provider message id}` → dialog + message, for edits and
+//!   delivery statuses that name the provider's id.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::{RepoError, from_item, to_item};
+use crate::domain::inbox::{Client, DeliveryStatus, Dialog, Identity, Message};
+use crate::domain::{ClientId, DialogId, IntegrationId, MessageId, TenantId, phone};
+use crate::ports::Clock;
+use crate::ports::table::{
+    AttrValue, CancelReason, Condition, Cursor, GSI1_PK, GSI1_SK, Item, Key, Query, SortKey, Table,
+    TableError, TransactOp, Update,
+};
+
+/// Who wrote: what a provider tells about the sender of an inbound message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub channel: String,
+    pub external_id: String,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    /// Any format; normalised to E.164 before use, dropped when it is not a phone.
+    pub phone: Option<String>,
+}
+
+fn pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn client_key(tenant: &TenantId, id: &ClientId) -> Key {
+    Key::new(pk(tenant), format!("CLIENT#{id}"))
+}
+
+fn identity_key(tenant: &TenantId, channel: &str, external: &str) -> Key {
+    Key::new(pk(tenant), format!("IDENTITY#{channel}#{external}"))
+}
+
+fn phone_key(tenant: &TenantId, e164: &str) -> Key {
+    Key::new(pk(tenant), format!("PHONE#{e164}"))
+}
+
+fn dialog_key(tenant: &TenantId, id: &DialogId) -> Key {
+    Key::new(pk(tenant), format!("DIALOG#{id}"))
+}
+
+fn message_key(tenant: &TenantId, dialog: &DialogId, id: &MessageId) -> Key {
+    Key::new(pk(tenant), format!("MSG#{dialog}#{id}"))
+}
+
+fn provider_message_key(tenant: &TenantId, integration: &IntegrationId, pmid: &str) -> Key {
+    Key::new(pk(tenant), format!("PMSG#{integration}#{pmid}"))
+}
+
+fn client_id_in(item: &Item) -> Option<ClientId> {
+    item.get("client_id")
+        .and_then(AttrValue::as_s)
+        .and_then(|s| ClientId::parse(s).ok())
+}
+
+fn pointer(key: Key, client: &ClientId) -> Item {
+    let mut item = key.to_item();
+    item.insert("client_id".into(), AttrValue::s(client.as_str()));
+    item
+}
+
+fn identity_link(
+    tenant: &TenantId,
+    client: &ClientId,
+    identity: &Identity,
+) -> Result<Item, TableError> {
+    to_item(
+        &Key::new(
+            pk(tenant),
+            format!(
+                "CLIENT#{client}#IDENTITY#{}#{}",
+                identity.channel, identity.external_id
+            ),
+        ),
+        identity,
+    )
+}
+
+fn is_condition_failure(e: &TableError, index: usize) -> bool {
+    match e {
+        TableError::ConditionFailed => true,
+        TableError::TransactionCanceled { reasons } => {
+            matches!(reasons.get(index), Some(CancelReason::ConditionFailed))
+        }
+        _ => false,
+    }
+}
+
+/// Activity order key of a dialog in `gsi1`.
+fn activity_key(at: Timestamp, dialog: &DialogId) -> String {
+    format!("{:015}#{dialog}", at.as_millisecond().max(0))
+}
+
+#[derive(Clone)]
+pub struct Inbox {
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Inbox {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Self {
+        Self { table, clock }
+    }
+
+    /// The client behind a contact: the one already known on this channel, else the one
+    /// with the same phone (the identity is linked to it), else a new client. Safe under
+    /// concurrency: the lookups are created with conditions, a loser re-reads.
+    pub async fn identify(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+    ) -> Result<ClientId, RepoError> {
+        let identity = Identity {
+            channel: contact.channel.clone(),
+            external_id: contact.external_id.clone(),
+            username: contact.username.clone(),
+        };
+        let e164 = contact.phone.as_deref().and_then(phone::normalize);
+        let id_key = identity_key(tenant, &identity.channel, &identity.external_id);
+        for _ in 0..4 {
+            if let Some(client) = self
+                .table
+                .get(&id_key)
+                .await?
+                .as_ref()
+                .and_then(client_id_in)
+            {
+                return Ok(client);
+            }
+            let owner = match &e164 {
+                Some(p) => self
+                    .table
+                    .get(&phone_key(tenant, p))
+                    .await?
+                    .as_ref()
+                    .and_then(client_id_in),
+                None => None,
+            };
+            let result = match owner {
+                Some(client) => {
+                    // Link this identity to the client who owns the phone.
+                    let ops = vec![
+                        TransactOp::Put {
+                            item: pointer(id_key.clone(), &client),
+                            condition: Some(Condition::ItemNotExists),
+                        },
+                        TransactOp::Put {
+                            item: identity_link(tenant, &client, &identity)?,
+                            condition: None,
+                        },
+                    ];
+                    self.table.transact_write(ops).await.map(|()| client)
+                }
+                None => {
+                    let now = self.clock.now();
+                    let client = Client {
+                        id: ClientId::generate(),
+                        tenant_id: tenant.clone(),
+                        name: contact.name.clone(),
+                        phone: e164.clone(),
+                        identities: Vec::new(),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    let mut ops = vec![
+                        TransactOp::Put {
+                            item: pointer(id_key.clone(), &client.id),
+                            condition: Some(Condition::ItemNotExists),
+                        },
+                        TransactOp::Put {
+                            item: to_item(&client_key(tenant, &client.id), &client)?,
+                            condition: Some(Condition::ItemNotExists),
+                        },
+                        TransactOp::Put {
+                            item: identity_link(tenant, &client.id, &identity)?,
+                            condition: None,
+                        },
+                    ];
+                    if let Some(p) = &e164 {
+                        ops.push(TransactOp::Put {
+                            item: pointer(phone_key(tenant, p), &client.id),
+                            condition: Some(Condition::ItemNotExists),
+                        });
+                    }
+                    self.table.transact_write(ops).await.map(|()| client.id)
+                }
+            };
+            match result {
+                Ok(client) => return Ok(client),
+                // Someone created the identity or the phone meanwhile: read again.
+                Err(TableError::TransactionCanceled { .. } | TableError::ConditionFailed) => {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TableError::ConditionFailed.into())
+    }
+
+    /// Creates the dialog of a client through an integration unless it exists.
+    pub async fn ensure_dialog(&self, dialog: &Dialog) -> Result<(), RepoError> {
+        let tenant = &dialog.tenant_id;
+        let link = Key::new(
+            pk(tenant),
+            format!("CLIENT#{}#DIALOG#{}", dialog.client_id, dialog.id),
+        );
+        let mut link = link.to_item();
+        link.insert("dialog_id".into(), AttrValue::s(dialog.id.as_str()));
+        let mut item = to_item(&dialog_key(tenant, &dialog.id), dialog)?;
+        item.insert(
+            GSI1_PK.into(),
+            AttrValue::s(format!("TENANT#{tenant}#DIALOGS")),
+        );
+        item.insert(
+            GSI1_SK.into(),
+            AttrValue::s(activity_key(dialog.created_at, &dialog.id)),
+        );
+        let ops = vec![
+            TransactOp::Put {
+                item,
+                condition: Some(Condition::ItemNotExists),
+            },
+            TransactOp::Put {
+                item: link,
+                condition: None,
+            },
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_condition_failure(&e, 0) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores an inbound message and moves its dialog (last message, unread count, activity
+    /// order) in one transaction. `false` when the message was stored before (a redelivery
+    /// repeats nothing).
+    /// Events that are not messages (`kind` other than `message`, such as a button
+    /// press) are stored in the dialog without counting as unread or moving its preview.
+    pub async fn store_inbound(&self, message: &Message) -> Result<bool, RepoError> {
+        let at = AttrValue::s(message.sent_at.to_string());
+        let update = if message.kind == "message" {
+            Update::new()
+                .set("last_message_at", at.clone())
+                .set("last_inbound_at", at)
+                .set("last_message_preview", AttrValue::s(message.preview()))
+                .set(
+                    GSI1_SK,
+                    AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
+                )
+                .add("unread_count", 1)
+        } else {
+            Update::new().set("last_event_at", at)
+        };
+        self.store(message, update).await
+    }
+
+    /// Stores a message we send (status `queued`/`sent`) and moves its dialog's last
+    /// activity. `false` when it was stored before.
+    pub async fn store_outbound(&self, message: &Message) -> Result<bool, RepoError> {
+        let update = Update::new()
+            .set("last_message_at", AttrValue::s(message.sent_at.to_string()))
+            .set("last_message_preview", AttrValue::s(message.preview()))
+            .set(
+                GSI1_SK,
+                AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
+            );
+        self.store(message, update).await
+    }
+
+    async fn store(&self, message: &Message, dialog_update: Update) -> Result<bool, RepoError> {
+        let tenant = &message.tenant_id;
+        let mut ops = vec![
+            TransactOp::Put {
+                item: to_item(
+                    &message_key(tenant, &message.dialog_id, &message.id),
+                    message,
+                )?,
+                condition: Some(Condition::ItemNotExists),
+            },
+            TransactOp::Update {
+                key: dialog_key(tenant, &message.dialog_id),
+                update: dialog_update,
+                condition: Some(Condition::ItemExists),
+            },
+        ];
+        if let Some(pmid) = &message.provider_message_id {
+            let mut item = provider_message_key(tenant, &message.integration_id, pmid).to_item();
+            item.insert("dialog_id".into(), AttrValue::s(message.dialog_id.as_str()));
+            item.insert("message_id".into(), AttrValue::s(message.id.as_str()));
+            ops.push(TransactOp::Put {
+                item,
+                condition: None,
+            });
+        }
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            Err(e) if is_condition_failure(&e, 0) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The message a provider's message id names, in an integration.
+    pub async fn find_by_provider_id(
+        &self,
+        tenant: &TenantId,
+        integration: &IntegrationId,
+        provider_message_id: &str,
+    ) -> Result<Option<Message>, RepoError> {
+        let Some(pointer) = self
+            .table
+            .get(&provider_message_key(
+                tenant,
+                integration,
+                provider_message_id,
+            ))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let field = |name: &str| {
+            pointer
+                .get(name)
+                .and_then(AttrValue::as_s)
+                .map(str::to_owned)
+        };
+        let (Some(dialog), Some(message)) = (field("dialog_id"), field("message_id")) else {
+            return Err(RepoError::Corrupt);
+        };
+        let dialog = DialogId::parse(dialog).map_err(|_| RepoError::Corrupt)?;
+        let message = MessageId::parse(message).map_err(|_| RepoError::Corrupt)?;
+        let item = self
+            .table
+            .get(&message_key(tenant, &dialog, &message))
+            .await?;
+        Ok(item.as_ref().map(from_item).transpose()?)
+    }
+
+    /// Applies an edit made on the provider. `None` when the message is unknown here.
+    pub async fn edit(
+        &self,
+        tenant: &TenantId,
+        integration: &IntegrationId,
+        provider_message_id: &str,
+        text: Option<&str>,
+        at: Timestamp,
+    ) -> Result<Option<MessageId>, RepoError> {
+        let Some(message) = self
+            .find_by_provider_id(tenant, integration, provider_message_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut update = Update::new().set("edited_at", AttrValue::s(at.to_string()));
+        update = match text {
+            Some(text) => update.set("text", AttrValue::s(text)),
+            None => update.remove("text"),
+        };
+        self.table
+            .update(
+                &message_key(tenant, &message.dialog_id, &message.id),
+                update,
+                Some(Condition::ItemExists),
+            )
+            .await?;
+        Ok(Some(message.id))
+    }
+
+    /// Moves an outbound message's delivery status forward (a late `delivered` after
+    /// `read` changes nothing). `None` when the message is unknown here; otherwise whether
+    /// the status moved.
+    pub async fn set_status(
+        &self,
+        tenant: &TenantId,
+        integration: &IntegrationId,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        reason: Option<&str>,
+    ) -> Result<Option<bool>, RepoError> {
+        for _ in 0..3 {
+            let Some(message) = self
+                .find_by_provider_id(tenant, integration, provider_message_id)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let current = message.status.unwrap_or(DeliveryStatus::Queued);
+            if !current.advances_to(status) {
+                return Ok(Some(false));
+            }
+            let mut update = Update::new().set("status", AttrValue::s(status.as_str()));
+            if let Some(reason) = reason {
+                update = update.set("status_reason", AttrValue::s(reason));
+            }
+            let condition = match message.status {
+                Some(s) => Condition::Eq("status".into(), AttrValue::s(s.as_str())),
+                None => Condition::Or(vec![
+                    Condition::AttrNotExists("status".into()),
+                    Condition::Eq("status".into(), AttrValue::Null),
+                ]),
+            };
+            match self
+                .table
+                .update(
+                    &message_key(tenant, &message.dialog_id, &message.id),
+                    update,
+                    Some(condition),
+                )
+                .await
+            {
+                Ok(_) => return Ok(Some(true)),
+                Err(TableError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(false))
+    }
+
+    pub async fn client(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+    ) -> Result<Option<Client>, RepoError> {
+        let query = Query::partition(pk(tenant)).sort(SortKey::BeginsWith(format!("CLIENT#{id}")));
+        let items = super::query_all(self.table.as_ref(), query).await?;
+        let own = format!("CLIENT#{id}");
+        let identity_prefix = format!("CLIENT#{id}#IDENTITY#");
+        let mut client: Option<Client> = None;
+        let mut identities = Vec::new();
+        for item in &items {
+            let sk = Key::of(item)?.sk;
+            if sk == own {
+                client = Some(from_item(item)?);
+            } else if sk.starts_with(&identity_prefix) {
+                identities.push(from_item::<Identity>(item)?);
+            }
+        }
+        Ok(client.map(|mut c| {
+            c.identities = identities;
+            c
+        }))
+    }
+
+    pub async fn client_by_phone(
+        &self,
+        tenant: &TenantId,
+        raw: &str,
+    ) -> Result<Option<ClientId>, RepoError> {
+        let Some(e164) = phone::normalize(raw) else {
+            return Ok(None);
+        };
+        Ok(self
+            .table
+            .get(&phone_key(tenant, &e164))
+            .await?
+            .as_ref()
+            .and_then(client_id_in))
+    }
+
+    pub async fn dialog(
+        &self,
+        tenant: &TenantId,
+        id: &DialogId,
+    ) -> Result<Option<Dialog>, RepoError> {
+        let item = self.table.get(&dialog_key(tenant, id)).await?;
+        Ok(item.as_ref().map(from_item).transpose()?)
+    }
+
+    /// Dialogs of a client.
+    pub async fn client_dialogs(
+        &self,
+        tenant: &TenantId,
+        client: &ClientId,
+    ) -> Result<Vec<Dialog>, RepoError> {
+        let query = Query::partition(pk(tenant))
+            .sort(SortKey::BeginsWith(format!("CLIENT#{client}#DIALOG#")));
+        let mut out = Vec::new();
+        for link in super::query_all(self.table.as_ref(), query).await? {
+            let id = link
+                .get("dialog_id")
+                .and_then(AttrValue::as_s)
+                .and_then(|s| DialogId::parse(s).ok())
+                .ok_or(RepoError::Corrupt)?;
+            if let Some(dialog) = self.dialog(tenant, &id).await? {
+                out.push(dialog);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages of a dialog, oldest first, `limit` per page.
+    pub async fn messages(
+        &self,
+        tenant: &TenantId,
+        dialog: &DialogId,
+        limit: u32,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<Message>, Option<Cursor>), RepoError> {
+        let page = self
+            .table
+            .query(
+                Query::partition(pk(tenant))
+                    .sort(SortKey::BeginsWith(format!("MSG#{dialog}#")))
+                    .limit(limit)
+                    .after(cursor),
+            )
+            .await?;
+        let messages = page.items.iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok((messages, page.next))
+    }
+}
