@@ -92,19 +92,37 @@ struct Body {
 
 #[derive(Deserialize)]
 struct Entry {
+    time: Option<i64>,
     #[serde(default)]
     messaging: Vec<Messaging>,
 }
 
+/// Page-scoped ids are strings in Meta's payloads, numbers in some libraries' samples.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(u64),
+}
+
 #[derive(Deserialize)]
 struct Party {
-    id: String,
+    id: Id,
+}
+
+impl Party {
+    fn id(&self) -> String {
+        match &self.id {
+            Id::Text(s) => s.clone(),
+            Id::Number(n) => n.to_string(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct Messaging {
     sender: Party,
-    timestamp: i64,
+    timestamp: Option<i64>,
     message: Option<MessagePart>,
     postback: Option<Postback>,
     delivery: Option<Delivery>,
@@ -201,74 +219,82 @@ impl WebhookProvider for MetaMessaging {
             )));
         }
         let mut parsed = Parsed::default();
-        for m in body.entry.into_iter().flat_map(|e| e.messaging) {
-            let who = Sender {
-                external_id: m.sender.id.clone(),
-                ..Sender::default()
-            };
-            let at = from_millis(m.timestamp);
-            if let Some(message) = m.message {
-                if message.is_echo {
-                    // Our own outbound message, echoed back.
-                    parsed.ignored.push("message_echo".into());
-                    continue;
-                }
-                let kind = match message.quick_reply {
-                    Some(q) => EventKind::Action {
-                        sender: who,
-                        chat_id: m.sender.id,
-                        name: "callback".into(),
-                        payload: Some(q.payload),
-                        provider_message_id: Some(message.mid.clone()),
-                    },
-                    None => EventKind::Message(IncomingMessage {
-                        sender: who,
-                        chat_id: m.sender.id,
-                        provider_message_id: message.mid.clone(),
-                        text: message.text,
-                        attachments: message.attachments.iter().map(attachment).collect(),
-                        reply_to: message.reply_to.and_then(|r| r.mid),
-                    }),
-                };
-                parsed.events.push(InboundEvent {
-                    event_id: message.mid,
-                    occurred_at: at,
-                    kind,
-                });
-            } else if let Some(postback) = m.postback {
-                let id = postback
-                    .mid
-                    .clone()
-                    .unwrap_or_else(|| format!("{}:{}", m.sender.id, m.timestamp));
-                parsed.events.push(InboundEvent {
-                    event_id: format!("postback:{id}"),
-                    occurred_at: at,
-                    kind: EventKind::Action {
-                        sender: who,
-                        chat_id: m.sender.id,
-                        name: "callback".into(),
-                        payload: postback.payload,
-                        provider_message_id: postback.mid,
-                    },
-                });
-            } else if let Some(delivery) = m.delivery {
-                for mid in delivery.mids {
-                    parsed.events.push(InboundEvent {
-                        event_id: format!("delivered:{mid}"),
-                        occurred_at: at,
-                        kind: EventKind::Status {
-                            provider_message_id: mid,
-                            status: DeliveryStatus::Delivered,
-                            reason: None,
-                        },
-                    });
-                }
-            } else if m.read.is_some() {
-                parsed.ignored.push("read".into());
-            } else {
-                parsed.ignored.push("messaging_event".into());
+        for entry in body.entry {
+            for m in entry.messaging {
+                parse_one(m, entry.time, &mut parsed);
             }
         }
         Ok(parsed)
+    }
+}
+
+fn parse_one(m: Messaging, entry_time: Option<i64>, parsed: &mut Parsed) {
+    let sender_id = m.sender.id();
+    let who = Sender {
+        external_id: sender_id.clone(),
+        ..Sender::default()
+    };
+    let timestamp = m.timestamp.or(entry_time);
+    let at = timestamp.map_or_else(jiff::Timestamp::now, from_millis);
+    if let Some(message) = m.message {
+        if message.is_echo {
+            // Our own outbound message, echoed back.
+            parsed.ignored.push("message_echo".into());
+            return;
+        }
+        let kind = match message.quick_reply {
+            Some(q) => EventKind::Action {
+                sender: who,
+                chat_id: sender_id.clone(),
+                name: "callback".into(),
+                payload: Some(q.payload),
+                provider_message_id: Some(message.mid.clone()),
+            },
+            None => EventKind::Message(IncomingMessage {
+                sender: who,
+                chat_id: sender_id.clone(),
+                provider_message_id: message.mid.clone(),
+                text: message.text,
+                attachments: message.attachments.iter().map(attachment).collect(),
+                reply_to: message.reply_to.and_then(|r| r.mid),
+            }),
+        };
+        parsed.events.push(InboundEvent {
+            event_id: message.mid,
+            occurred_at: at,
+            kind,
+        });
+    } else if let Some(postback) = m.postback {
+        let id = postback
+            .mid
+            .clone()
+            .unwrap_or_else(|| format!("{sender_id}:{}", timestamp.unwrap_or_default()));
+        parsed.events.push(InboundEvent {
+            event_id: format!("postback:{id}"),
+            occurred_at: at,
+            kind: EventKind::Action {
+                sender: who,
+                chat_id: sender_id.clone(),
+                name: "callback".into(),
+                payload: postback.payload,
+                provider_message_id: postback.mid,
+            },
+        });
+    } else if let Some(delivery) = m.delivery {
+        for mid in delivery.mids {
+            parsed.events.push(InboundEvent {
+                event_id: format!("delivered:{mid}"),
+                occurred_at: at,
+                kind: EventKind::Status {
+                    provider_message_id: mid,
+                    status: DeliveryStatus::Delivered,
+                    reason: None,
+                },
+            });
+        }
+    } else if m.read.is_some() {
+        parsed.ignored.push("read".into());
+    } else {
+        parsed.ignored.push("messaging_event".into());
     }
 }

@@ -229,7 +229,9 @@ pub fn hex_hmac(secret: &str, body: &[u8]) -> String {
 /// The body with one byte changed (inside the JSON, so it still parses when possible).
 pub fn tamper(body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
-    let at = out.iter().rposition(|b| b.is_ascii_alphanumeric()).unwrap();
-    out[at] = if out[at] == b'1' { b'2' } else { b'1' };
+    match out.iter().rposition(|b| b.is_ascii_alphanumeric()) {
+        Some(at) => out[at] = if out[at] == b'1' { b'2' } else { b'1' },
+        None => out.push(b' '),
+    }
     out
 }
