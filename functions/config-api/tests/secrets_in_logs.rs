@@ -2,8 +2,7 @@
 //! DEBUG (ours and the libraries'), contains none of the secrets involved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::Method;
 use serde_json::json;
@@ -12,34 +11,15 @@ use shared::config::Config;
 use shared::domain::TenantId;
 use shared::http::{ApiRequest, JwtClaims, Role};
 use shared::ports::SystemClock;
-use shared::testing::{FakeServer, telegram_bot_api};
+use shared::testing::{FakeServer, LogCapture, telegram_bot_api};
 
 const BOT_TOKEN: &str = "424242:AAF-secret-bot-token-value-XYZ";
 const WEBHOOK_SECRET: &str = "webhook-secret-value-0123456789";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_reaches_a_log_line() {
-    let capture = Capture::default();
-    let sink = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .json()
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = LogCapture::default();
+    let _guard = capture.install();
 
     let dir = tempfile::tempdir().unwrap();
     let ports = backend::embedded(dir.path(), Arc::new(SystemClock)).unwrap();
@@ -107,7 +87,7 @@ async fn no_secret_reaches_a_log_line() {
         ))
         .await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("integration connected"),
         "the flow was logged: {logs}"
