@@ -25,15 +25,10 @@ pub struct App {
 }
 
 pub fn fixture(path: &str) -> Vec<u8> {
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(path);
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(path);
-    std::fs::read(&local)
-        .or_else(|_| std::fs::read(&shared))
-        .unwrap_or_else(|_| panic!("fixture {path}"))
+    std::fs::read(&file).unwrap_or_else(|_| panic!("fixture {path}"))
 }
 
 pub fn fixture_text(path: &str) -> String {
