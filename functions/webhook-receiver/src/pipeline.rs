@@ -147,7 +147,8 @@ async fn dialog_of(
     Ok(dialog)
 }
 
-fn inbound_message(
+/// An inbound message of a dialog with nothing but its identity filled in.
+pub fn inbound_message(
     integration: &Integration,
     dialog: &Dialog,
     id: &MessageId,
