@@ -15,9 +15,7 @@ use shared::domain::inbox::{Dialog, Direction, Message};
 use shared::domain::{ClientId, MessageId};
 use shared::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use shared::repo::inbox::Contact;
-use support::{app, fixture, fixture_text, hub_signature, tamper, tenant};
-
-const TG_SECRET: &str = "tg_secret_0123456789abcdef";
+use support::{TG_SECRET, app, fixture, fixture_text, hub_signature, tamper, tenant};
 
 #[tokio::test]
 async fn the_meta_signed_whatsapp_body_verifies_with_its_own_header_and_not_when_tampered() {
@@ -186,14 +184,7 @@ async fn meta_handshake_answers_the_challenge_only_for_the_verify_token() {
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     assert_eq!(wrong.json_body()["error"]["code"], "HANDSHAKE_FAILED");
-    let tg = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let tg = app.connect_telegram_bot("acme", "tg1").await;
     let none = app
         .send(
             Method::GET,
@@ -210,14 +201,7 @@ async fn unknown_disabled_or_mismatched_integrations_are_one_404() {
     let app = app();
     let body = fixture("telegram/update-message-private-text.json");
     let headers = [("x-telegram-bot-api-secret-token", TG_SECRET)];
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     for path in [
         "/v1/webhooks/telegram_bot/nope".to_owned(),
         "/v1/webhooks/telegram_bot/bad%23id".to_owned(),
@@ -237,23 +221,9 @@ async fn unknown_disabled_or_mismatched_integrations_are_one_404() {
 #[tokio::test]
 async fn an_update_type_we_do_not_handle_is_acknowledged_and_stores_nothing() {
     let app = app();
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     let body = br#"{"update_id": 10, "poll": {"id": "1", "question": "?", "options": []}}"#;
-    let r = app
-        .post(
-            "telegram_bot",
-            &id,
-            &[("x-telegram-bot-api-secret-token", TG_SECRET)],
-            body,
-        )
-        .await;
+    let r = app.post_telegram(&id, body).await;
     assert_eq!(r.status, StatusCode::OK);
     let max = app
         .connect(
@@ -391,14 +361,7 @@ impl Queue for FlakyQueue {
 #[tokio::test]
 async fn a_queue_failure_answers_503_and_the_redelivery_completes_the_work_once() {
     let app = app();
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     let flaky: Arc<dyn Queue> = Arc::new(FlakyQueue {
         inner: app.ports.queue(QueueRole::InboundEvents).unwrap(),
         fail: AtomicUsize::new(2),

@@ -15,10 +15,9 @@ use shared::ports::table::AttrValue;
 use shared::signing::StandardWebhooks;
 use shared::testing::{FakeServer, LogCapture};
 use shared::worker::{WorkerOptions, poll_once};
-use support::{App, app_on, fixture, tenant};
+use support::{App, TG_SECRET, app_on, fixture, tenant};
 use webhook_receiver::push::BotPush;
 
-const TG_SECRET: &str = "tg_secret_0123456789abcdef";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn app_with_clock() -> (App, Arc<ManualClock>) {
@@ -62,23 +61,9 @@ async fn events_are_pushed_signed_retried_with_backoff_and_keep_their_webhook_id
     .await
     .unwrap();
     set_bot_webhook(&app, "acme", &format!("{}/hook", bot.base)).await;
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     let body = fixture("telegram/update-message-private-text.json");
-    let r = app
-        .post(
-            "telegram_bot",
-            &id,
-            &[("x-telegram-bot-api-secret-token", TG_SECRET)],
-            &body,
-        )
-        .await;
+    let r = app.post_telegram(&id, &body).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         bot.requests().is_empty(),
@@ -137,22 +122,9 @@ async fn an_endpoint_that_never_answers_2xx_ends_in_the_dlq() {
         .await
         .unwrap();
     set_bot_webhook(&app, "acme", &format!("{}/hook", bot.base)).await;
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     let body = fixture("telegram/update-message-private-text.json");
-    app.post(
-        "telegram_bot",
-        &id,
-        &[("x-telegram-bot-api-secret-token", TG_SECRET)],
-        &body,
-    )
-    .await;
+    app.post_telegram(&id, &body).await;
     let queue = app.ports.queue(QueueRole::InboundEvents).unwrap();
     let push = BotPush::new(app.deps.clone(), queue.clone());
     for _ in 0..10 {
@@ -175,22 +147,9 @@ async fn an_endpoint_that_never_answers_2xx_ends_in_the_dlq() {
 #[tokio::test]
 async fn a_tenant_without_a_bot_webhook_consumes_its_events_quietly() {
     let (app, _clock) = app_with_clock();
-    let id = app
-        .connect(
-            "acme",
-            "tg1",
-            "telegram_bot",
-            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
-        )
-        .await;
+    let id = app.connect_telegram_bot("acme", "tg1").await;
     let body = fixture("telegram/update-message-private-text.json");
-    app.post(
-        "telegram_bot",
-        &id,
-        &[("x-telegram-bot-api-secret-token", TG_SECRET)],
-        &body,
-    )
-    .await;
+    app.post_telegram(&id, &body).await;
     let queue = app.ports.queue(QueueRole::InboundEvents).unwrap();
     let push = BotPush::new(app.deps.clone(), queue.clone());
     assert_eq!(
@@ -252,13 +211,7 @@ async fn no_secret_reaches_a_log_line() {
     .await;
     app.send(http::Method::GET, &format!("/v1/webhooks/whatsapp/{wa}?hub.mode=subscribe&hub.verify_token={verify}&hub.challenge=7"), &[], b"").await;
     let tg_body = fixture("telegram/update-message-private-text.json");
-    app.post(
-        "telegram_bot",
-        &tg,
-        &[("x-telegram-bot-api-secret-token", TG_SECRET)],
-        &tg_body,
-    )
-    .await;
+    app.post_telegram(&tg, &tg_body).await;
     app.post(
         "telegram_bot",
         &tg,

@@ -17,6 +17,9 @@ use shared::ports::{Queue, SystemClock};
 use shared::repo::integrations::{Integration, IntegrationStatus, Integrations, channel_of};
 use webhook_receiver::Deps;
 
+/// The Telegram bot webhook secret the tests register and send.
+pub const TG_SECRET: &str = "tg_secret_0123456789abcdef";
+
 pub struct App {
     pub router: Router,
     pub deps: Arc<Deps>,
@@ -129,6 +132,28 @@ impl App {
         }
         req.body = body.to_vec().into();
         self.router.handle(req).await
+    }
+
+    /// Stores an enabled Telegram bot integration named `id` with [`TG_SECRET`].
+    pub async fn connect_telegram_bot(&self, tenant_id: &str, id: &str) -> IntegrationId {
+        self.connect(
+            tenant_id,
+            id,
+            "telegram_bot",
+            &[("bot_token", "1:A"), ("webhook_secret", TG_SECRET)],
+        )
+        .await
+    }
+
+    /// Posts `body` to the Telegram bot integration `id` with the right secret header.
+    pub async fn post_telegram(&self, id: &IntegrationId, body: &[u8]) -> ApiResponse {
+        self.post(
+            "telegram_bot",
+            id,
+            &[("x-telegram-bot-api-secret-token", TG_SECRET)],
+            body,
+        )
+        .await
     }
 
     pub async fn post(
