@@ -124,3 +124,27 @@ pub async fn run_consumer(
         }
     }
 }
+
+/// How long a failed message waits before its next delivery: 10 s doubling per receive up
+/// to 15 minutes (SQS's longest visibility change that is also a valid delay), plus up to
+/// half of it again as jitter so a burst of failures does not come back at once.
+pub fn backoff(receive_count: u32) -> Duration {
+    let base = 10u64
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
+        .min(900);
+    let mut random = [0u8; 8];
+    let jitter = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from_le_bytes(random) % (base / 2 + 1),
+        Err(_) => 0,
+    };
+    Duration::from_secs((base + jitter).min(900))
+}
+
+/// How many times SQS has delivered this record (1 on the first delivery).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}

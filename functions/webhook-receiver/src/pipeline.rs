@@ -176,6 +176,7 @@ pub fn inbound_message(
         sent_at: at,
         created_at: now,
         edited_at: None,
+        attempts: Vec::new(),
     }
 }
 

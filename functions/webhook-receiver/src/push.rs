@@ -8,7 +8,6 @@
 //! receives SQS moves it to the DLQ.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -17,7 +16,7 @@ use shared::domain::TenantId;
 use shared::ports::Queue;
 use shared::signing::StandardWebhooks;
 use shared::telemetry::Metrics;
-use shared::worker::{SqsConsumer, batch_response};
+use shared::worker::{SqsConsumer, backoff, batch_response, receive_count};
 
 use crate::Deps;
 
@@ -45,19 +44,6 @@ enum PushError {
     Status(u16),
     #[error("the bot webhook is unreachable: {0}")]
     Transport(String),
-}
-
-/// Backoff before the next attempt: 10 s × 2^(n-1), at most 15 min, plus up to 50 % jitter.
-pub fn backoff(receive_count: u32) -> Duration {
-    let base = 10u64
-        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
-        .min(900);
-    let mut random = [0u8; 8];
-    let jitter = match getrandom::fill(&mut random) {
-        Ok(()) => u64::from_le_bytes(random) % (base / 2 + 1),
-        Err(_) => 0,
-    };
-    Duration::from_secs((base + jitter).min(900))
 }
 
 impl BotPush {
@@ -101,11 +87,7 @@ impl BotPush {
         match self.deliver(body).await {
             Ok(()) => true,
             Err(e) => {
-                let receives: u32 = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
+                let receives = receive_count(record);
                 tracing::warn!(tenant_id = %tenant, receives, error = %e, "bot webhook push failed; retried later");
                 Metrics::new("Integrations")
                     .dimension("provider", "bot_webhook")

@@ -645,6 +645,7 @@ async fn whatsapp_statuses_move_our_outbound_message_forward_only() {
         sent_at: now,
         created_at: now,
         edited_at: None,
+        attempts: Vec::new(),
     };
     app.deps.inbox.store_outbound(&outbound).await.unwrap();
     let post = |name: &'static str| {

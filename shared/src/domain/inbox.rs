@@ -134,6 +134,64 @@ pub struct Attachment {
     pub file_name: Option<String>,
 }
 
+/// How a recipient is addressed on a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientKind {
+    /// The user's id on the network (Telegram user id, …).
+    UserId,
+    /// The E.164 phone number.
+    Phone,
+}
+
+impl RecipientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserId => "user_id",
+            Self::Phone => "phone",
+        }
+    }
+}
+
+/// What one provider call of a send came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Sent,
+    /// The recipient is not reachable through this integration: the next route is tried.
+    Unreachable,
+    /// The integration's credentials or config are broken: it is marked `error`.
+    IntegrationError,
+    /// Try again later (429, 5xx, timeouts).
+    Transient,
+    /// Refused for good (blocked by the user, bad request).
+    Rejected,
+}
+
+/// One provider call of an outbound message, kept in its attempt log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub integration_id: IntegrationId,
+    pub provider: String,
+    pub recipient_kind: RecipientKind,
+    pub outcome: AttemptOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+    pub at: Timestamp,
+}
+
+/// The integration (and recipient kind) a client was last reached through on a channel:
+/// written by every inbound message and every successful send, so the next send starts
+/// from the most recent one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteMemo {
+    pub channel: String,
+    pub integration_id: IntegrationId,
+    pub recipient_kind: RecipientKind,
+    pub at: Timestamp,
+}
+
 /// A stored message (or a non-message event of a dialog, such as a button press).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -168,6 +226,9 @@ pub struct Message {
     pub created_at: Timestamp,
     #[serde(default)]
     pub edited_at: Option<Timestamp>,
+    /// Outbound only: every provider call made for it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
 }
 
 impl Message {

@@ -22,6 +22,7 @@ pub fn from_lambda(req: lambda_http::Request) -> ApiRequest {
         ),
         _ => (None, String::new()),
     };
+    let deadline_ms = req.lambda_context_ref().map(|c| c.deadline);
     let (parts, body) = req.into_parts();
     let body = match body {
         Body::Empty => bytes::Bytes::new(),
@@ -29,7 +30,9 @@ pub fn from_lambda(req: lambda_http::Request) -> ApiRequest {
         Body::Binary(bytes) => bytes.into(),
         _ => bytes::Bytes::new(),
     };
-    ApiRequest::from_parts(parts, body, claims, request_id)
+    let mut request = ApiRequest::from_parts(parts, body, claims, request_id);
+    request.deadline_ms = deadline_ms;
+    request
 }
 
 pub fn to_lambda(resp: ApiResponse) -> lambda_http::Response<Body> {

@@ -21,6 +21,8 @@ pub struct ApiRequest {
     /// server's HS256 check locally. `None` when the caller sent no valid token.
     pub claims: Option<JwtClaims>,
     pub request_id: String,
+    /// When the Lambda invocation times out (ms since the epoch); `None` off Lambda.
+    pub deadline_ms: Option<u64>,
     /// Filled by the router from `{name}` segments of the matched route.
     pub path_params: HashMap<String, String>,
 }
@@ -50,6 +52,7 @@ impl ApiRequest {
             body,
             claims,
             request_id,
+            deadline_ms: None,
             path_params: HashMap::new(),
         }
     }

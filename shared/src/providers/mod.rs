@@ -8,6 +8,8 @@ pub mod amocrm;
 pub mod bitrix24;
 pub mod max;
 pub mod telegram_bot;
+pub mod telegram_crm;
+pub mod wappi;
 pub mod whatsapp;
 
 use std::time::Duration;

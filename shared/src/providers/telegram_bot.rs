@@ -127,6 +127,38 @@ impl TelegramBotApi {
             .map(drop)
     }
 
+    /// Sends a text (`sendMessage`), or a file by URL with the text as caption
+    /// (`sendPhoto` for images, `sendDocument` for anything else). Returns the message id.
+    pub async fn send(
+        &self,
+        token: &Secret<String>,
+        chat_id: &str,
+        text: Option<&str>,
+        file: Option<(&str, Option<&str>)>,
+    ) -> Result<String, ProviderError> {
+        #[derive(Deserialize)]
+        struct Sent {
+            message_id: i64,
+        }
+        let (method, params) = match file {
+            None => ("sendMessage", json!({"chat_id": chat_id, "text": text})),
+            Some((url, mime)) => {
+                let (method, field) = if mime.is_some_and(|m| m.starts_with("image/")) {
+                    ("sendPhoto", "photo")
+                } else {
+                    ("sendDocument", "document")
+                };
+                let mut params = json!({"chat_id": chat_id, field: url});
+                if let Some(caption) = text.filter(|t| !t.is_empty()) {
+                    params["caption"] = json!(caption);
+                }
+                (method, params)
+            }
+        };
+        let sent: Sent = self.call(token, method, params).await?;
+        Ok(sent.message_id.to_string())
+    }
+
     pub async fn delete_webhook(&self, token: &Secret<String>) -> Result<(), ProviderError> {
         self.call::<bool>(token, "deleteWebhook", json!({}))
             .await

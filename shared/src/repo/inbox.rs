@@ -9,14 +9,18 @@
 //!   last activity;
 //! * `MSG#{dialog}#{message}` — messages in id (time) order;
 //! * `PMSG#{integration}#{provider message id}` → dialog + message, for edits and
-//!   delivery statuses that name the provider's id.
+//!   delivery statuses that name the provider's id;
+//! * `CLIENT#{client}#ROUTE#{channel}` — the [`RouteMemo`]: the integration the client was
+//!   last reached through (an inbound message or a successful send), read with the client.
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use super::{RepoError, from_item, to_item};
-use crate::domain::inbox::{Client, DeliveryStatus, Dialog, Identity, Message};
+use crate::domain::inbox::{
+    Attempt, Client, DeliveryStatus, Dialog, Identity, Message, RecipientKind, RouteMemo,
+};
 use crate::domain::{ClientId, DialogId, IntegrationId, MessageId, TenantId, phone};
 use crate::ports::Clock;
 use crate::ports::table::{
@@ -61,6 +65,68 @@ fn message_key(tenant: &TenantId, dialog: &DialogId, id: &MessageId) -> Key {
 
 fn provider_message_key(tenant: &TenantId, integration: &IntegrationId, pmid: &str) -> Key {
     Key::new(pk(tenant), format!("PMSG#{integration}#{pmid}"))
+}
+
+fn route_key(tenant: &TenantId, client: &ClientId, channel: &str) -> Key {
+    Key::new(pk(tenant), format!("CLIENT#{client}#ROUTE#{channel}"))
+}
+
+fn dialog_link_key(tenant: &TenantId, client: &ClientId, dialog: &DialogId) -> Key {
+    Key::new(pk(tenant), format!("CLIENT#{client}#DIALOG#{dialog}"))
+}
+
+/// The dialog item (in `gsi1` by its last activity) and the client's link to it.
+fn dialog_items(dialog: &Dialog) -> Result<(Item, Item), TableError> {
+    let tenant = &dialog.tenant_id;
+    let mut link = dialog_link_key(tenant, &dialog.client_id, &dialog.id).to_item();
+    link.insert("dialog_id".into(), AttrValue::s(dialog.id.as_str()));
+    let mut item = to_item(&dialog_key(tenant, &dialog.id), dialog)?;
+    item.insert(
+        GSI1_PK.into(),
+        AttrValue::s(format!("TENANT#{tenant}#DIALOGS")),
+    );
+    item.insert(
+        GSI1_SK.into(),
+        AttrValue::s(activity_key(
+            dialog.last_message_at.unwrap_or(dialog.created_at),
+            &dialog.id,
+        )),
+    );
+    Ok((item, link))
+}
+
+/// A client with what a send needs to know, read in one query: identities, the ids of
+/// its dialogs and its last route per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientProfile {
+    pub client: Client,
+    pub dialog_ids: Vec<DialogId>,
+    pub routes: Vec<RouteMemo>,
+}
+
+impl ClientProfile {
+    pub fn route(&self, channel: &str) -> Option<&RouteMemo> {
+        self.routes.iter().find(|r| r.channel == channel)
+    }
+
+    pub fn identity(&self, channel: &str) -> Option<&Identity> {
+        self.client.identities.iter().find(|i| i.channel == channel)
+    }
+
+    pub fn has_dialog(&self, id: &DialogId) -> bool {
+        self.dialog_ids.contains(id)
+    }
+}
+
+/// Where an outbound message is recorded, and what else moves with it.
+pub struct OutboundRecord<'a> {
+    pub message: &'a Message,
+    /// The dialog, when it does not exist yet (created in the same transaction).
+    pub new_dialog: Option<&'a Dialog>,
+    /// The client's route to remember (on success).
+    pub route: Option<&'a RouteMemo>,
+    /// The dialog holding this message's `queued` placeholder, if one was stored.
+    pub placeholder: Option<&'a DialogId>,
 }
 
 fn client_id_in(item: &Item) -> Option<ClientId> {
@@ -215,22 +281,7 @@ impl Inbox {
 
     /// Creates the dialog of a client through an integration unless it exists.
     pub async fn ensure_dialog(&self, dialog: &Dialog) -> Result<(), RepoError> {
-        let tenant = &dialog.tenant_id;
-        let link = Key::new(
-            pk(tenant),
-            format!("CLIENT#{}#DIALOG#{}", dialog.client_id, dialog.id),
-        );
-        let mut link = link.to_item();
-        link.insert("dialog_id".into(), AttrValue::s(dialog.id.as_str()));
-        let mut item = to_item(&dialog_key(tenant, &dialog.id), dialog)?;
-        item.insert(
-            GSI1_PK.into(),
-            AttrValue::s(format!("TENANT#{tenant}#DIALOGS")),
-        );
-        item.insert(
-            GSI1_SK.into(),
-            AttrValue::s(activity_key(dialog.created_at, &dialog.id)),
-        );
+        let (item, link) = dialog_items(dialog)?;
         let ops = vec![
             TransactOp::Put {
                 item,
@@ -268,7 +319,13 @@ impl Inbox {
         } else {
             Update::new().set("last_event_at", at)
         };
-        self.store(message, update).await
+        let route = (message.kind == "message").then(|| RouteMemo {
+            channel: message.channel.clone(),
+            integration_id: message.integration_id.clone(),
+            recipient_kind: RecipientKind::UserId,
+            at: message.sent_at,
+        });
+        self.store(message, update, route.as_ref()).await
     }
 
     /// Stores a message we send (status `queued`/`sent`) and moves its dialog's last
@@ -281,10 +338,15 @@ impl Inbox {
                 GSI1_SK,
                 AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
             );
-        self.store(message, update).await
+        self.store(message, update, None).await
     }
 
-    async fn store(&self, message: &Message, dialog_update: Update) -> Result<bool, RepoError> {
+    async fn store(
+        &self,
+        message: &Message,
+        dialog_update: Update,
+        route: Option<&RouteMemo>,
+    ) -> Result<bool, RepoError> {
         let tenant = &message.tenant_id;
         let mut ops = vec![
             TransactOp::Put {
@@ -309,9 +371,181 @@ impl Inbox {
                 condition: None,
             });
         }
+        if let Some(route) = route {
+            ops.push(TransactOp::Put {
+                item: to_item(
+                    &route_key(tenant, &message.client_id, &route.channel),
+                    route,
+                )?,
+                condition: None,
+            });
+        }
         match self.table.transact_write(ops).await {
             Ok(()) => Ok(true),
             Err(e) if is_condition_failure(&e, 0) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records an outbound message in one transaction: the message (replacing its
+    /// `queued` placeholder when that sits in the same dialog, else new), its dialog
+    /// (created, or its last activity moved), the provider-id pointer, the client's
+    /// route and the removal of a placeholder left in another dialog. `false` when the
+    /// message was recorded before (a redelivery changes nothing).
+    pub async fn record_outbound(&self, record: &OutboundRecord<'_>) -> Result<bool, RepoError> {
+        let message = record.message;
+        let tenant = &message.tenant_id;
+        let mut new_dialog = record.new_dialog.cloned();
+        for _ in 0..2 {
+            let same_dialog = record.placeholder == Some(&message.dialog_id);
+            let condition = if same_dialog {
+                Condition::Eq(
+                    "status".into(),
+                    AttrValue::s(DeliveryStatus::Queued.as_str()),
+                )
+            } else {
+                Condition::ItemNotExists
+            };
+            let mut ops = vec![TransactOp::Put {
+                item: to_item(
+                    &message_key(tenant, &message.dialog_id, &message.id),
+                    message,
+                )?,
+                condition: Some(condition),
+            }];
+            match &mut new_dialog {
+                Some(dialog) => {
+                    dialog.last_message_at = Some(message.sent_at);
+                    dialog.last_message_preview = Some(message.preview());
+                    let (item, link) = dialog_items(dialog)?;
+                    ops.push(TransactOp::Put {
+                        item,
+                        condition: Some(Condition::ItemNotExists),
+                    });
+                    ops.push(TransactOp::Put {
+                        item: link,
+                        condition: None,
+                    });
+                }
+                None => ops.push(TransactOp::Update {
+                    key: dialog_key(tenant, &message.dialog_id),
+                    update: Update::new()
+                        .set("last_message_at", AttrValue::s(message.sent_at.to_string()))
+                        .set("last_message_preview", AttrValue::s(message.preview()))
+                        .set(
+                            GSI1_SK,
+                            AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
+                        ),
+                    condition: Some(Condition::ItemExists),
+                }),
+            }
+            if let Some(pmid) = &message.provider_message_id {
+                let mut item =
+                    provider_message_key(tenant, &message.integration_id, pmid).to_item();
+                item.insert("dialog_id".into(), AttrValue::s(message.dialog_id.as_str()));
+                item.insert("message_id".into(), AttrValue::s(message.id.as_str()));
+                ops.push(TransactOp::Put {
+                    item,
+                    condition: None,
+                });
+            }
+            if let Some(route) = record.route {
+                ops.push(TransactOp::Put {
+                    item: to_item(
+                        &route_key(tenant, &message.client_id, &route.channel),
+                        route,
+                    )?,
+                    condition: None,
+                });
+            }
+            if let Some(old) = record.placeholder.filter(|_| !same_dialog) {
+                ops.push(TransactOp::Delete {
+                    key: message_key(tenant, old, &message.id),
+                    condition: None,
+                });
+            }
+            match self.table.transact_write(ops).await {
+                Ok(()) => return Ok(true),
+                Err(e) if is_condition_failure(&e, 0) => return Ok(false),
+                // The dialog was created meanwhile: move it instead.
+                Err(e) if new_dialog.is_some() && is_condition_failure(&e, 1) => {
+                    new_dialog = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TableError::ConditionFailed.into())
+    }
+
+    pub async fn message(
+        &self,
+        tenant: &TenantId,
+        dialog: &DialogId,
+        id: &MessageId,
+    ) -> Result<Option<Message>, RepoError> {
+        let item = self.table.get(&message_key(tenant, dialog, id)).await?;
+        Ok(item.as_ref().map(from_item).transpose()?)
+    }
+
+    /// Replaces the attempt log of a `queued` message (a later retry appends to it).
+    pub async fn set_attempts(
+        &self,
+        tenant: &TenantId,
+        dialog: &DialogId,
+        id: &MessageId,
+        attempts: &[Attempt],
+    ) -> Result<(), RepoError> {
+        let attempts =
+            serde_json::to_value(attempts).map_err(|e| TableError::Validation(e.to_string()))?;
+        self.queued_update(
+            tenant,
+            dialog,
+            id,
+            Update::new().set("attempts", AttrValue::from_json(&attempts)),
+        )
+        .await
+    }
+
+    /// Ends a `queued` message as `failed` with the reason and its attempt log.
+    pub async fn fail(
+        &self,
+        tenant: &TenantId,
+        dialog: &DialogId,
+        id: &MessageId,
+        reason: &str,
+        attempts: &[Attempt],
+    ) -> Result<(), RepoError> {
+        let attempts =
+            serde_json::to_value(attempts).map_err(|e| TableError::Validation(e.to_string()))?;
+        self.queued_update(
+            tenant,
+            dialog,
+            id,
+            Update::new()
+                .set("status", AttrValue::s(DeliveryStatus::Failed.as_str()))
+                .set("status_reason", AttrValue::s(reason))
+                .set("attempts", AttrValue::from_json(&attempts)),
+        )
+        .await
+    }
+
+    async fn queued_update(
+        &self,
+        tenant: &TenantId,
+        dialog: &DialogId,
+        id: &MessageId,
+        update: Update,
+    ) -> Result<(), RepoError> {
+        let condition = Condition::Eq(
+            "status".into(),
+            AttrValue::s(DeliveryStatus::Queued.as_str()),
+        );
+        match self
+            .table
+            .update(&message_key(tenant, dialog, id), update, Some(condition))
+            .await
+        {
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -437,23 +671,44 @@ impl Inbox {
         tenant: &TenantId,
         id: &ClientId,
     ) -> Result<Option<Client>, RepoError> {
-        let query = Query::partition(pk(tenant)).sort(SortKey::BeginsWith(format!("CLIENT#{id}")));
-        let items = super::query_all(self.table.as_ref(), query).await?;
+        Ok(self.client_profile(tenant, id).await?.map(|p| p.client))
+    }
+
+    /// The client with its identities, dialog ids and routes, in one query.
+    pub async fn client_profile(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+    ) -> Result<Option<ClientProfile>, RepoError> {
         let own = format!("CLIENT#{id}");
-        let identity_prefix = format!("CLIENT#{id}#IDENTITY#");
+        let query = Query::partition(pk(tenant)).sort(SortKey::BeginsWith(own.clone()));
+        let items = super::query_all(self.table.as_ref(), query).await?;
+        let identity_prefix = format!("{own}#IDENTITY#");
+        let dialog_prefix = format!("{own}#DIALOG#");
+        let route_prefix = format!("{own}#ROUTE#");
         let mut client: Option<Client> = None;
         let mut identities = Vec::new();
+        let mut dialog_ids = Vec::new();
+        let mut routes = Vec::new();
         for item in &items {
             let sk = Key::of(item)?.sk;
             if sk == own {
                 client = Some(from_item(item)?);
             } else if sk.starts_with(&identity_prefix) {
                 identities.push(from_item::<Identity>(item)?);
+            } else if let Some(dialog) = sk.strip_prefix(&dialog_prefix) {
+                dialog_ids.push(DialogId::parse(dialog).map_err(|_| RepoError::Corrupt)?);
+            } else if sk.starts_with(&route_prefix) {
+                routes.push(from_item::<RouteMemo>(item)?);
             }
         }
-        Ok(client.map(|mut c| {
-            c.identities = identities;
-            c
+        Ok(client.map(|mut client| {
+            client.identities = identities;
+            ClientProfile {
+                client,
+                dialog_ids,
+                routes,
+            }
         }))
     }
 

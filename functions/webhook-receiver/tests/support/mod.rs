@@ -204,16 +204,11 @@ impl App {
         .unwrap();
         items
             .iter()
+            // `CLIENT#{id}` only, not its identities, dialog links or routes.
             .filter(|i| {
-                !i.get("sk")
+                i.get("sk")
                     .and_then(|s| s.as_s())
-                    .unwrap_or_default()
-                    .contains("#IDENTITY#")
-                    && !i
-                        .get("sk")
-                        .and_then(|s| s.as_s())
-                        .unwrap_or_default()
-                        .contains("#DIALOG#")
+                    .is_some_and(|sk| sk.matches('#').count() == 1)
             })
             .map(|i| shared::repo::from_item::<Value>(i).unwrap())
             .collect()
