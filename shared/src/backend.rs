@@ -104,16 +104,18 @@ pub fn embedded(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Ports, Backend
 pub async fn connect_aws(aws: &AwsConfig) -> Ports {
     let sdk = aws_config::load_from_env().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queues = aws
-        .queue_urls
-        .iter()
-        .map(|(role, url)| {
-            (
-                *role,
-                Arc::new(SqsQueue::new(sqs.clone(), url)) as Arc<dyn Queue>,
-            )
-        })
-        .collect();
+    let open = |urls: &BTreeMap<QueueRole, String>| {
+        urls.iter()
+            .map(|(role, url)| {
+                (
+                    *role,
+                    Arc::new(SqsQueue::new(sqs.clone(), url)) as Arc<dyn Queue>,
+                )
+            })
+            .collect()
+    };
+    let queues = open(&aws.queue_urls);
+    let dead_letters = open(&aws.dlq_urls);
     Ports {
         table: Arc::new(DynamoTable::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -124,7 +126,7 @@ pub async fn connect_aws(aws: &AwsConfig) -> Ports {
             Arc::new(KmsSecretBox::new(aws_sdk_kms::Client::new(&sdk), key)) as Arc<dyn SecretBox>
         }),
         queues,
-        dead_letters: BTreeMap::new(),
+        dead_letters,
         embedded_table: None,
     }
 }

@@ -36,6 +36,16 @@ impl QueueRole {
         }
     }
 
+    /// The environment variable holding the URL of the queue's dead-letter queue (set on
+    /// functions that move messages there themselves, with the reason).
+    pub fn dlq_url_var(self) -> &'static str {
+        match self {
+            Self::Outbound => "OUTBOUND_DLQ_URL",
+            Self::LeadDelivery => "LEAD_DELIVERY_DLQ_URL",
+            Self::InboundEvents => "INBOUND_EVENTS_DLQ_URL",
+        }
+    }
+
     /// Receives before a message moves to the DLQ (same as `maxReceiveCount` in the template).
     pub fn max_receives(self) -> u32 {
         match self {
@@ -58,6 +68,7 @@ pub struct AwsConfig {
     pub table_name: String,
     pub kms_key_id: Option<String>,
     pub queue_urls: BTreeMap<QueueRole, String>,
+    pub dlq_urls: BTreeMap<QueueRole, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +145,13 @@ impl Config {
                             .map(|url| http_url(role.url_var(), url).map(|u| (role, u)))
                     })
                     .collect::<Result<_, _>>()?,
+                dlq_urls: QueueRole::ALL
+                    .into_iter()
+                    .filter_map(|role| {
+                        lookup(role.dlq_url_var())
+                            .map(|url| http_url(role.dlq_url_var(), url).map(|u| (role, u)))
+                    })
+                    .collect::<Result<_, _>>()?,
             })
         } else {
             Backend::Embedded {
@@ -208,6 +226,10 @@ mod tests {
                 "OUTBOUND_QUEUE_URL",
                 "https://sqs.eu-central-1.amazonaws.com/1/outbound",
             ),
+            (
+                "OUTBOUND_DLQ_URL",
+                "https://sqs.eu-central-1.amazonaws.com/1/outbound-dlq",
+            ),
         ]);
         let Ok(Config {
             backend: Backend::Aws(aws),
@@ -218,6 +240,10 @@ mod tests {
         };
         assert_eq!(aws.table_name, "t");
         assert_eq!(aws.queue_urls.len(), 1);
+        assert_eq!(
+            aws.dlq_urls[&QueueRole::Outbound],
+            "https://sqs.eu-central-1.amazonaws.com/1/outbound-dlq"
+        );
     }
 
     #[test]

@@ -287,3 +287,72 @@ impl std::io::Write for LogCapture {
         Ok(())
     }
 }
+
+/// Stores an enabled channel integration of `provider` for a tenant, its config sealed
+/// as config-api would; returns its id. Panics on bad input (test set-up only).
+#[allow(clippy::expect_used)]
+pub async fn store_integration(
+    ports: &crate::backend::Ports,
+    tenant: &str,
+    id: &str,
+    provider: &str,
+    config: &[(&str, &str)],
+    primary: bool,
+) -> crate::domain::IntegrationId {
+    use crate::domain::registry;
+    use crate::repo::integrations::{Integration, IntegrationStatus, Integrations, channel_of};
+    let meta = registry::find(provider).expect("a registered provider");
+    let config: std::collections::BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    let repo = Integrations::new(
+        ports.table.clone(),
+        ports.secrets().expect("secrets"),
+        ports.clock.clone(),
+    );
+    let id = crate::domain::IntegrationId::parse(id).expect("an integration id");
+    let tenant = crate::domain::TenantId::parse(tenant).expect("a tenant id");
+    let now = ports.clock.now();
+    let integration = Integration {
+        id: id.clone(),
+        tenant_id: tenant.clone(),
+        kind: meta.kind,
+        provider: provider.into(),
+        channel: channel_of(meta, &config),
+        name: provider.into(),
+        status: IntegrationStatus::Active,
+        is_enabled: true,
+        is_primary: primary,
+        config: repo.seal(&tenant, &id, &config).await.expect("sealed"),
+        last_error: None,
+        last_sync_at: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    repo.insert(&integration).await.expect("stored");
+    if primary {
+        repo.make_primary(&integration).await.expect("primary");
+    }
+    id
+}
+
+/// Takes every visible message off a queue, as JSON.
+#[allow(clippy::expect_used)]
+pub async fn drain(queue: &dyn crate::ports::Queue) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let batch = queue
+            .receive(10, std::time::Duration::from_secs(300))
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            return out;
+        }
+        for m in batch {
+            out.push(serde_json::from_str(&m.body).unwrap_or(Value::String(m.body.clone())));
+            queue.delete(&m.receipt_handle).await.expect("delete");
+        }
+    }
+}

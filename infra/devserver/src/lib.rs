@@ -39,6 +39,9 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
     )));
     let config_api = config_api::router(config_api::Deps::new(ports, config)?);
     let webhooks = webhook_receiver::router(webhook_receiver::Deps::new(ports, config)?);
+    let send = telegram_send::Deps::new(ports, config)?;
+    let telegram = telegram_send::router(send.clone());
+    let telegram_crm = telegram_crm_send::router(send);
     Ok(Router::new(Some(auth))
         .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
             Ok(ApiResponse::raw(
@@ -48,7 +51,9 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
             ))
         })
         .merge(config_api)
-        .merge(webhooks))
+        .merge(webhooks)
+        .merge(telegram)
+        .merge(telegram_crm))
 }
 
 /// Every SQS consumer with the queue that feeds it (functions register theirs here).
@@ -60,7 +65,11 @@ pub fn consumers(
         webhook_receiver::Deps::new(ports, config)?,
         ports.queue(QueueRole::InboundEvents)?,
     );
-    Ok(vec![(QueueRole::InboundEvents, Arc::new(push))])
+    let outbound = outbound_worker::worker(ports, config)?;
+    Ok(vec![
+        (QueueRole::InboundEvents, Arc::new(push)),
+        (QueueRole::Outbound, Arc::new(outbound)),
+    ])
 }
 
 /// The HS256 secret for dashboard tokens: `LOCAL_JWT_SECRET`, else one generated once and

@@ -36,6 +36,9 @@ pub const NOT_FOUND_MESSAGE: &str = "Клиент не найден в Telegram"
 const IN_REQUEST_TRIES: u32 = 3;
 /// A `retry_after` longer than this is not waited for in a request: the message is queued.
 const IN_REQUEST_WAIT_CAP: Duration = Duration::from_secs(2);
+/// How long a request may spend on provider calls before the rest is left to the queue
+/// (API Gateway gives up after 30 s; one call may take up to 15 s).
+const REQUEST_BUDGET: Duration = Duration::from_secs(12);
 /// The queue delay of a transient failure that names no `retry_after`.
 const DEFAULT_REQUEUE: Duration = Duration::from_secs(10);
 
@@ -380,9 +383,16 @@ impl TelegramSender {
     ) -> Result<Walk, RepoError> {
         let mut broken: BTreeSet<IntegrationId> = BTreeSet::new();
         let mut configs = BTreeMap::new();
+        let started = Instant::now();
         for (index, route) in routes.iter().enumerate() {
             if broken.contains(&route.integration_id) {
                 continue;
+            }
+            if mode == Mode::Request && started.elapsed() >= REQUEST_BUDGET {
+                return Ok(Walk::Transient {
+                    index,
+                    retry_after: None,
+                });
             }
             let Some(integration) = integrations
                 .get(&route.integration_id)

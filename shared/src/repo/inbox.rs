@@ -279,6 +279,42 @@ impl Inbox {
         Err(TableError::ConditionFailed.into())
     }
 
+    /// Stores a new client under its own id with its identities and phone (an import).
+    /// `false`, and nothing written, when the id, an identity or the phone is taken.
+    pub async fn insert_client(&self, client: &Client) -> Result<bool, RepoError> {
+        let tenant = &client.tenant_id;
+        let mut stored = client.clone();
+        stored.identities = Vec::new();
+        let mut ops = vec![TransactOp::Put {
+            item: to_item(&client_key(tenant, &client.id), &stored)?,
+            condition: Some(Condition::ItemNotExists),
+        }];
+        for identity in &client.identities {
+            ops.push(TransactOp::Put {
+                item: pointer(
+                    identity_key(tenant, &identity.channel, &identity.external_id),
+                    &client.id,
+                ),
+                condition: Some(Condition::ItemNotExists),
+            });
+            ops.push(TransactOp::Put {
+                item: identity_link(tenant, &client.id, identity)?,
+                condition: None,
+            });
+        }
+        if let Some(phone) = &client.phone {
+            ops.push(TransactOp::Put {
+                item: pointer(phone_key(tenant, phone), &client.id),
+                condition: Some(Condition::ItemNotExists),
+            });
+        }
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            Err(TableError::TransactionCanceled { .. } | TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Creates the dialog of a client through an integration unless it exists.
     pub async fn ensure_dialog(&self, dialog: &Dialog) -> Result<(), RepoError> {
         let (item, link) = dialog_items(dialog)?;

@@ -1,10 +1,8 @@
 //! The webhook-receiver on a fresh embedded backend, with integrations stored directly.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
@@ -13,8 +11,8 @@ use shared::config::{Config, QueueRole};
 use shared::domain::registry::{self, IntegrationKind};
 use shared::domain::{IntegrationId, TenantId};
 use shared::http::{ApiRequest, ApiResponse, Router};
-use shared::ports::{Queue, SystemClock};
-use shared::repo::integrations::{Integration, IntegrationStatus, Integrations, channel_of};
+use shared::ports::SystemClock;
+use shared::repo::integrations::Integrations;
 use webhook_receiver::Deps;
 
 /// The Telegram bot webhook secret the tests register and send.
@@ -68,39 +66,12 @@ impl App {
         provider: &str,
         config: &[(&str, &str)],
     ) -> IntegrationId {
-        let meta = registry::find(provider).unwrap();
-        assert_eq!(meta.kind, IntegrationKind::Channel);
-        let config: BTreeMap<String, String> = config
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        let repo = Integrations::new(
-            self.ports.table.clone(),
-            self.ports.secrets().unwrap(),
-            Arc::new(SystemClock),
+        assert_eq!(
+            registry::find(provider).unwrap().kind,
+            IntegrationKind::Channel
         );
-        let id = IntegrationId::parse(id).unwrap();
-        let tenant = tenant(tenant_id);
-        let now = jiff::Timestamp::now();
-        let integration = Integration {
-            id: id.clone(),
-            tenant_id: tenant.clone(),
-            kind: meta.kind,
-            provider: provider.into(),
-            channel: channel_of(meta, &config),
-            name: provider.into(),
-            status: IntegrationStatus::Active,
-            is_enabled: true,
-            is_primary: false,
-            config: repo.seal(&tenant, &id, &config).await.unwrap(),
-            last_error: None,
-            last_sync_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        repo.insert(&integration).await.unwrap();
-        id
+        shared::testing::store_integration(&self.ports, tenant_id, id, provider, config, false)
+            .await
     }
 
     pub async fn disable(&self, tenant_id: &str, id: &IntegrationId) {
@@ -215,19 +186,7 @@ impl App {
     }
 }
 
-pub async fn drain(queue: &dyn Queue) -> Vec<Value> {
-    let mut out = Vec::new();
-    loop {
-        let batch = queue.receive(10, Duration::from_secs(300)).await.unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for m in batch {
-            out.push(serde_json::from_str(&m.body).unwrap());
-            queue.delete(&m.receipt_handle).await.unwrap();
-        }
-    }
-}
+pub use shared::testing::drain;
 
 /// `sha256=<hex>` of a body, as Meta signs it.
 pub fn hub_signature(secret: &str, body: &[u8]) -> String {

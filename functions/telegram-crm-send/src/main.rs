@@ -1,0 +1,10 @@
+//! telegram-crm-send Lambda: build config and adapters once, then serve the router.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let config = shared::config::Config::from_env()?;
+    let ports = shared::backend::connect(&config.backend).await?;
+    let deps = telegram_crm_send::Deps::new(&ports, &config)?;
+    shared::http::lambda::serve(std::sync::Arc::new(telegram_crm_send::router(deps))).await
+}

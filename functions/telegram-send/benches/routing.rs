@@ -1,0 +1,198 @@
+//! Routing simulation (not a test; prints ratios, asserts nothing).
+//!
+//! A population of clients over two Telegram integrations — a primary Wappi account and a
+//! Telegram CRM account — where 30 % of the clients are reachable only through the CRM
+//! account. Every client gets several messages. The same population is run twice over
+//! the wire against the local provider server: with our routing (the client's last
+//! working route first), and with the seed's documented algorithm (last inbound or
+//! primary, id then phone, then the other integrations — no memory of what worked),
+//! obtained by forgetting the route before every send. Prints provider calls per
+//! delivered message for both, and table calls per send on the happy path.
+//!
+//! Run: `cargo bench -p telegram-send --bench routing`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use serde_json::json;
+use shared::domain::ClientId;
+use shared::ports::table::{
+    Condition, Item, Key, Page, Query, Table, TableError, TransactOp, Update,
+};
+use shared::repo::inbox::Contact;
+use support::{App, app_with_table, tenant};
+
+const CLIENTS: usize = 200;
+const SENDS_PER_CLIENT: usize = 5;
+const ONLY_SECOND: f64 = 0.30;
+
+/// Counts every call that would be a DynamoDB request.
+struct Counting {
+    inner: Arc<dyn Table>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Counting {
+    fn tick(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl Table for Counting {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        self.tick();
+        self.inner.get(key).await
+    }
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
+        self.tick();
+        self.inner.put(item, condition).await
+    }
+    async fn update(
+        &self,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, TableError> {
+        self.tick();
+        self.inner.update(key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<Option<Item>, TableError> {
+        self.tick();
+        self.inner.delete(key, condition).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, TableError> {
+        self.tick();
+        self.inner.query(query).await
+    }
+    async fn transact_write(&self, ops: Vec<TransactOp>) -> Result<(), TableError> {
+        self.tick();
+        self.inner.transact_write(ops).await
+    }
+}
+
+async fn population(app: &App, tenant_id: &str) -> Vec<ClientId> {
+    let mut clients = Vec::new();
+    for n in 0..CLIENTS {
+        let user_id = format!("{}", 500_000_000 + n);
+        let phone = format!("+7916{:07}", n);
+        let client = app
+            .deps
+            .sender
+            .inbox
+            .identify(
+                &tenant(tenant_id),
+                &Contact {
+                    channel: "telegram".into(),
+                    external_id: user_id.clone(),
+                    phone: Some(phone),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        // Deterministic 30 %: every client whose index falls in the last 30 of each 100.
+        let only_second = (n % 100) as f64 >= 100.0 * (1.0 - ONLY_SECOND);
+        let account = if only_second { "acc-b" } else { "profile-a" };
+        app.world.knows(account, &user_id);
+        clients.push(client);
+    }
+    clients
+}
+
+/// Sends every message; returns (provider calls, delivered).
+async fn run(app: &App, tenant_id: &str, clients: &[ClientId], forget: bool) -> (usize, usize) {
+    let before = app.sends().len();
+    let mut delivered = 0;
+    for _ in 0..SENDS_PER_CLIENT {
+        for client in clients {
+            if forget {
+                let key = Key::new(
+                    format!("TENANT#{tenant_id}"),
+                    format!("CLIENT#{client}#ROUTE#telegram"),
+                );
+                app.ports.table.delete(&key, None).await.unwrap();
+            }
+            let r = app
+                .post(tenant_id, &json!({"client_id": client, "text": "hi"}), &[])
+                .await;
+            if r.status.is_success() {
+                delivered += 1;
+            }
+        }
+    }
+    (app.sends().len() - before, delivered)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let app = app_with_table(move |inner| {
+        Arc::new(Counting {
+            inner,
+            calls: counter,
+        })
+    })
+    .await;
+    for tenant_id in ["ours", "seed"] {
+        app.wappi(tenant_id, &format!("{tenant_id}-a"), "profile-a", true)
+            .await;
+        app.telegram_crm(tenant_id, &format!("{tenant_id}-b"), "acc-b", false)
+            .await;
+    }
+    let ours_clients = population(&app, "ours").await;
+    let seed_clients = population(&app, "seed").await;
+
+    let (ours_calls, ours_delivered) = run(&app, "ours", &ours_clients, false).await;
+    let (seed_calls, seed_delivered) = run(&app, "seed", &seed_clients, true).await;
+    let ours = ours_calls as f64 / ours_delivered as f64;
+    let seed = seed_calls as f64 / seed_delivered as f64;
+    println!(
+        "routing: {CLIENTS} clients × {SENDS_PER_CLIENT} messages, 2 integrations, {:.0} % reachable only through the second",
+        ONLY_SECOND * 100.0
+    );
+    println!(
+        "  ours: {ours_calls} provider calls / {ours_delivered} delivered = {ours:.3} per message"
+    );
+    println!(
+        "  seed: {seed_calls} provider calls / {seed_delivered} delivered = {seed:.3} per message"
+    );
+    println!("  ratio ours/seed = {:.3}", ours / seed);
+
+    // Happy path: the client's route is known and works.
+    let client = &ours_clients[0];
+    let rounds = 50;
+    let before = calls.load(Ordering::Relaxed);
+    for _ in 0..rounds {
+        let r = app
+            .post("ours", &json!({"client_id": client, "text": "hi"}), &[])
+            .await;
+        assert!(r.status.is_success());
+    }
+    let per_send = (calls.load(Ordering::Relaxed) - before) as f64 / f64::from(rounds);
+    println!("  table calls per send on the happy path: {per_send:.2} (goal ≤ 3)");
+    let before = calls.load(Ordering::Relaxed);
+    for n in 0..rounds {
+        let key = format!("bench-{n}");
+        let r = app
+            .post(
+                "ours",
+                &json!({"client_id": client, "text": "hi"}),
+                &[("idempotency-key", &key)],
+            )
+            .await;
+        assert!(r.status.is_success());
+    }
+    let per_send = (calls.load(Ordering::Relaxed) - before) as f64 / f64::from(rounds);
+    println!("  … with an Idempotency-Key: {per_send:.2} (claim read + claim write + completion)");
+}
