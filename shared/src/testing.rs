@@ -356,3 +356,19 @@ pub async fn drain(queue: &dyn crate::ports::Queue) -> Vec<Value> {
         }
     }
 }
+
+/// Every stored message of a tenant (items `MSG#…`), oldest first per dialog, as JSON.
+#[allow(clippy::expect_used)]
+pub async fn stored_messages(table: &dyn crate::ports::Table, tenant: &str) -> Vec<Value> {
+    use crate::ports::table::{Query, SortKey};
+    let items = crate::repo::query_all(
+        table,
+        Query::partition(format!("TENANT#{tenant}")).sort(SortKey::BeginsWith("MSG#".into())),
+    )
+    .await
+    .expect("query");
+    items
+        .iter()
+        .map(|i| crate::repo::from_item::<Value>(i).expect("an item"))
+        .collect()
+}

@@ -182,7 +182,8 @@ async fn restarted_on_the_same_data_dir_it_finds_items_messages_and_keys_again()
     let mut item = key.to_item();
     item.insert("name".into(), AttrValue::s("Cafe"));
     server.ports.table.put(item.clone(), None).await.unwrap();
-    let queue = server.ports.queue(QueueRole::Outbound).unwrap();
+    // A dead-letter queue: no worker consumes it, so the message waits for the restart.
+    let queue = server.ports.dead_letter_queue(QueueRole::Outbound).unwrap();
     queue
         .send(OutgoingMessage::new("queued before restart"))
         .await
@@ -199,7 +200,7 @@ async fn restarted_on_the_same_data_dir_it_finds_items_messages_and_keys_again()
 
     let server = devserver::start(&config, 0, secret()).await.unwrap();
     assert_eq!(server.ports.table.get(&key).await.unwrap(), Some(item));
-    let queue = server.ports.queue(QueueRole::Outbound).unwrap();
+    let queue = server.ports.dead_letter_queue(QueueRole::Outbound).unwrap();
     let messages = queue.receive(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].body, "queued before restart");

@@ -95,6 +95,23 @@ fn dialog_items(dialog: &Dialog) -> Result<(Item, Item), TableError> {
     Ok((item, link))
 }
 
+/// What an outbound message changes on its dialog: last activity and preview.
+fn outbound_activity(message: &Message) -> Update {
+    Update::new()
+        .set("last_message_at", AttrValue::s(message.sent_at.to_string()))
+        .set("last_message_preview", AttrValue::s(message.preview()))
+        .set(
+            GSI1_SK,
+            AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
+        )
+}
+
+fn attempts_value(attempts: &[Attempt]) -> Result<AttrValue, TableError> {
+    serde_json::to_value(attempts)
+        .map(|v| AttrValue::from_json(&v))
+        .map_err(|e| TableError::Validation(e.to_string()))
+}
+
 /// A client with what a send needs to know, read in one query: identities, the ids of
 /// its dialogs and its last route per channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,14 +384,7 @@ impl Inbox {
     /// Stores a message we send (status `queued`/`sent`) and moves its dialog's last
     /// activity. `false` when it was stored before.
     pub async fn store_outbound(&self, message: &Message) -> Result<bool, RepoError> {
-        let update = Update::new()
-            .set("last_message_at", AttrValue::s(message.sent_at.to_string()))
-            .set("last_message_preview", AttrValue::s(message.preview()))
-            .set(
-                GSI1_SK,
-                AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
-            );
-        self.store(message, update, None).await
+        self.store(message, outbound_activity(message), None).await
     }
 
     async fn store(
@@ -465,13 +475,7 @@ impl Inbox {
                 }
                 None => ops.push(TransactOp::Update {
                     key: dialog_key(tenant, &message.dialog_id),
-                    update: Update::new()
-                        .set("last_message_at", AttrValue::s(message.sent_at.to_string()))
-                        .set("last_message_preview", AttrValue::s(message.preview()))
-                        .set(
-                            GSI1_SK,
-                            AttrValue::s(activity_key(message.sent_at, &message.dialog_id)),
-                        ),
+                    update: outbound_activity(message),
                     condition: Some(Condition::ItemExists),
                 }),
             }
@@ -531,13 +535,11 @@ impl Inbox {
         id: &MessageId,
         attempts: &[Attempt],
     ) -> Result<(), RepoError> {
-        let attempts =
-            serde_json::to_value(attempts).map_err(|e| TableError::Validation(e.to_string()))?;
         self.queued_update(
             tenant,
             dialog,
             id,
-            Update::new().set("attempts", AttrValue::from_json(&attempts)),
+            Update::new().set("attempts", attempts_value(attempts)?),
         )
         .await
     }
@@ -551,8 +553,6 @@ impl Inbox {
         reason: &str,
         attempts: &[Attempt],
     ) -> Result<(), RepoError> {
-        let attempts =
-            serde_json::to_value(attempts).map_err(|e| TableError::Validation(e.to_string()))?;
         self.queued_update(
             tenant,
             dialog,
@@ -560,7 +560,7 @@ impl Inbox {
             Update::new()
                 .set("status", AttrValue::s(DeliveryStatus::Failed.as_str()))
                 .set("status_reason", AttrValue::s(reason))
-                .set("attempts", AttrValue::from_json(&attempts)),
+                .set("attempts", attempts_value(attempts)?),
         )
         .await
     }

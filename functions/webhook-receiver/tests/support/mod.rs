@@ -151,17 +151,7 @@ impl App {
 
     /// Every stored message of a tenant.
     pub async fn messages(&self, tenant_id: &str) -> Vec<Value> {
-        let items = shared::repo::query_all(
-            self.ports.table.as_ref(),
-            shared::ports::table::Query::partition(format!("TENANT#{tenant_id}"))
-                .sort(shared::ports::table::SortKey::BeginsWith("MSG#".into())),
-        )
-        .await
-        .unwrap();
-        items
-            .iter()
-            .map(|i| shared::repo::from_item::<Value>(i).unwrap())
-            .collect()
+        shared::testing::stored_messages(self.ports.table.as_ref(), tenant_id).await
     }
 
     /// Every client of a tenant.
