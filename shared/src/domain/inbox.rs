@@ -142,6 +142,8 @@ pub enum RecipientKind {
     UserId,
     /// The E.164 phone number.
     Phone,
+    /// The dialog's chat on the provider (`Dialog::chat_id`): where a reply goes.
+    Chat,
 }
 
 impl RecipientKind {
@@ -149,6 +151,7 @@ impl RecipientKind {
         match self {
             Self::UserId => "user_id",
             Self::Phone => "phone",
+            Self::Chat => "chat",
         }
     }
 }

@@ -85,7 +85,7 @@ impl ChannelProvider for Wappi {
         message: &Outgoing,
     ) -> Result<String, ProviderError> {
         let recipient = match to.kind {
-            RecipientKind::UserId => to.value.clone(),
+            RecipientKind::UserId | RecipientKind::Chat => to.value.clone(),
             RecipientKind::Phone => to.value.trim_start_matches('+').to_owned(),
         };
         self.0
@@ -123,7 +123,7 @@ impl ChannelProvider for TelegramCrm {
         message: &Outgoing,
     ) -> Result<String, ProviderError> {
         let peer = match to.kind {
-            RecipientKind::UserId => Peer::UserId(&to.value),
+            RecipientKind::UserId | RecipientKind::Chat => Peer::UserId(&to.value),
             RecipientKind::Phone => Peer::Phone(&to.value),
         };
         self.0
@@ -153,7 +153,7 @@ impl ChannelProvider for TelegramBot {
     }
 
     fn addresses(&self, kind: RecipientKind) -> bool {
-        kind == RecipientKind::UserId
+        kind != RecipientKind::Phone
     }
 
     async fn send(

@@ -258,6 +258,7 @@ impl TelegramSender {
                 let value = match kind {
                     RecipientKind::UserId => user_id.clone(),
                     RecipientKind::Phone => phone.clone(),
+                    RecipientKind::Chat => None,
                 };
                 if let Some(value) = value
                     && provider.addresses(kind)
