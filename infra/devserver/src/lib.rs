@@ -41,7 +41,8 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
     let webhooks = webhook_receiver::router(webhook_receiver::Deps::new(ports, config)?);
     let send = telegram_send::Deps::new(ports, config)?;
     let telegram = telegram_send::router(send.clone());
-    let telegram_crm = telegram_crm_send::router(send);
+    let telegram_crm = telegram_crm_send::router(send.clone());
+    let inbox = inbox_api::router(send);
     Ok(Router::new(Some(auth))
         .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
             Ok(ApiResponse::raw(
@@ -53,7 +54,8 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
         .merge(config_api)
         .merge(webhooks)
         .merge(telegram)
-        .merge(telegram_crm))
+        .merge(telegram_crm)
+        .merge(inbox))
 }
 
 /// Every SQS consumer with the queue that feeds it (functions register theirs here).

@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use super::channel::{ChannelProviders, FileRef, Outgoing};
 use super::telegram::{
-    JobResult, NOT_FOUND_MESSAGE, OutboundJob, Scope as RouteScope, SendError, SendOutcome,
-    SendRequest, TelegramSender,
+    JobResult, NOT_FOUND_MESSAGE, OutboundJob, OutboundSender, Scope as RouteScope, SendError,
+    SendOutcome, SendRequest,
 };
 use crate::backend::{BackendError, Ports};
 use crate::config::{Config, QueueRole};
@@ -44,7 +44,7 @@ pub const MAX_CAPTION: usize = 1024;
 const WORKER_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub struct Deps {
-    pub sender: TelegramSender,
+    pub sender: OutboundSender,
     pub idempotency: IdempotencyStore,
     pub api_keys: ApiKeys,
     pub clock: Arc<dyn Clock>,
@@ -54,7 +54,7 @@ impl Deps {
     pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
         let providers = ChannelProviders::new(crate::providers::http_client(), &config.providers);
         Ok(Arc::new(Self {
-            sender: TelegramSender {
+            sender: OutboundSender {
                 integrations: Integrations::new(
                     ports.table.clone(),
                     ports.secrets()?,

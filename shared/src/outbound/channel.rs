@@ -183,10 +183,19 @@ pub struct ChannelProviders {
 
 impl ChannelProviders {
     pub fn new(http: reqwest::Client, urls: &ProviderUrls) -> Self {
+        use super::channels::{Max, Viber, Vk, WhatsApp};
+        use crate::providers::{max::MaxApi, viber::ViberApi, vk::VkApi, whatsapp::WhatsAppApi};
         let list: Vec<Box<dyn ChannelProvider>> = vec![
             Box::new(Wappi(WappiApi::new(http.clone(), &urls.wappi))),
             Box::new(TelegramCrm(TelegramCrmApi::new(http.clone()))),
-            Box::new(TelegramBot(TelegramBotApi::new(http, &urls.telegram))),
+            Box::new(TelegramBot(TelegramBotApi::new(
+                http.clone(),
+                &urls.telegram,
+            ))),
+            Box::new(Max(MaxApi::new(http.clone(), &urls.max))),
+            Box::new(WhatsApp(WhatsAppApi::new(http.clone(), &urls.whatsapp))),
+            Box::new(Viber(ViberApi::new(http.clone(), &urls.viber))),
+            Box::new(Vk(VkApi::new(http, &urls.vk))),
         ];
         Self {
             providers: list.into_iter().map(|p| (p.name(), p)).collect(),

@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod channel;
+pub mod channels;
 pub mod telegram;

@@ -53,12 +53,19 @@ pub struct Route {
 /// failed transiently. Its `queued` placeholder sits in `placeholder_dialog`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundJob {
+    /// The network of the routes (`telegram`, `max`, `whatsapp`, …).
+    #[serde(default = "telegram_channel")]
+    pub channel: String,
     pub message_id: MessageId,
     pub tenant_id: TenantId,
     pub client_id: ClientId,
     pub content: Outgoing,
     pub routes: Vec<Route>,
     pub placeholder_dialog: DialogId,
+}
+
+fn telegram_channel() -> String {
+    CHANNEL.to_owned()
 }
 
 /// Which integrations a send may use.
@@ -153,7 +160,7 @@ enum Mode {
     Worker,
 }
 
-pub struct TelegramSender {
+pub struct OutboundSender {
     pub integrations: Integrations,
     pub inbox: Inbox,
     pub providers: Arc<ChannelProviders>,
@@ -161,9 +168,16 @@ pub struct TelegramSender {
     pub clock: Arc<dyn Clock>,
 }
 
-fn is_telegram(integration: &Integration, providers: &ChannelProviders) -> bool {
-    integration.channel.as_deref() == Some(CHANNEL)
+fn sends_on(integration: &Integration, channel: &str, providers: &ChannelProviders) -> bool {
+    integration.channel.as_deref() == Some(channel)
         && providers.find(&integration.provider).is_some()
+}
+
+fn channel_of(integration: &Integration) -> String {
+    integration
+        .channel
+        .clone()
+        .unwrap_or_else(|| integration.provider.clone())
 }
 
 fn attachment(content: &Outgoing) -> Vec<Attachment> {
@@ -202,7 +216,7 @@ fn retry_delay(tries: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << tries.min(4)))
 }
 
-impl TelegramSender {
+impl OutboundSender {
     /// The client's routes in the order of SPEC §6 (see the module docs).
     pub fn plan(
         profile: &ClientProfile,
@@ -273,17 +287,18 @@ impl TelegramSender {
         Ok(routes)
     }
 
-    /// The tenant's Telegram integrations that a provider here can send through.
-    async fn telegram_integrations(
+    /// The tenant's integrations on a channel that a provider here can send through.
+    async fn channel_integrations(
         &self,
         tenant: &TenantId,
+        channel: &str,
     ) -> Result<BTreeMap<IntegrationId, Integration>, RepoError> {
         Ok(self
             .integrations
             .list(tenant)
             .await?
             .into_iter()
-            .filter(|i| is_telegram(i, &self.providers))
+            .filter(|i| sends_on(i, channel, &self.providers))
             .map(|i| (i.id.clone(), i))
             .collect())
     }
@@ -296,7 +311,7 @@ impl TelegramSender {
             .client_profile(tenant, &request.client_id)
             .await?
             .ok_or(SendError::ClientNotFound)?;
-        let integrations = self.telegram_integrations(tenant).await?;
+        let integrations = self.channel_integrations(tenant, CHANNEL).await?;
         if let Scope::Pinned {
             integration_id,
             provider,
@@ -501,7 +516,7 @@ impl TelegramSender {
             tenant_id: integration.tenant_id.clone(),
             client_id: profile.client.id.clone(),
             integration_id: integration.id.clone(),
-            channel: CHANNEL.into(),
+            channel: channel_of(integration),
             provider: integration.provider.clone(),
             chat_id: recipient.value.clone(),
             created_at: self.clock.now(),
@@ -532,7 +547,7 @@ impl TelegramSender {
             dialog_id: dialog,
             client_id: profile.client.id.clone(),
             integration_id: integration.id.clone(),
-            channel: CHANNEL.into(),
+            channel: channel_of(integration),
             provider: integration.provider.clone(),
             direction: Direction::Outbound,
             kind: "message".into(),
@@ -578,7 +593,7 @@ impl TelegramSender {
             now,
         );
         let memo = RouteMemo {
-            channel: CHANNEL.into(),
+            channel: channel_of(integration),
             integration_id: integration.id.clone(),
             recipient_kind: route.recipient.kind,
             at: now,
@@ -628,6 +643,7 @@ impl TelegramSender {
             })
             .await?;
         let job = OutboundJob {
+            channel: CHANNEL.into(),
             message_id: request.message_id.clone(),
             tenant_id: request.tenant_id.clone(),
             client_id: request.client_id.clone(),
@@ -683,7 +699,7 @@ impl TelegramSender {
         let Some(profile) = self.inbox.client_profile(tenant, &job.client_id).await? else {
             return Ok(JobResult::Dead("the client no longer exists".into()));
         };
-        let integrations = self.telegram_integrations(tenant).await?;
+        let integrations = self.channel_integrations(tenant, &job.channel).await?;
         let walk = self
             .walk(
                 &integrations,
@@ -737,7 +753,15 @@ impl TelegramSender {
                 Ok(JobResult::Done)
             }
             Walk::Exhausted => {
-                self.give_up(job, NOT_FOUND_MESSAGE, &attempts).await?;
+                let reason = if job.channel == CHANNEL {
+                    NOT_FOUND_MESSAGE.to_owned()
+                } else {
+                    attempts
+                        .last()
+                        .and_then(|a| a.reason.clone())
+                        .unwrap_or_else(|| "the dialog's integration is disabled or gone".into())
+                };
+                self.give_up(job, &reason, &attempts).await?;
                 Ok(JobResult::Done)
             }
         }
@@ -763,5 +787,94 @@ impl TelegramSender {
                 attempts,
             )
             .await
+    }
+
+    /// Queues a reply in a dialog: it leaves only through the dialog's own integration, to
+    /// the dialog's chat, delivered by the outbound worker. The `queued` message is stored
+    /// in the dialog first (so it shows at once), then the job is sent.
+    pub async fn queue_reply(
+        &self,
+        dialog: &Dialog,
+        integration: &Integration,
+        message_id: &MessageId,
+        content: &Outgoing,
+    ) -> Result<Message, SendError> {
+        let now = self.clock.now();
+        let mut message = Message {
+            id: message_id.clone(),
+            tenant_id: dialog.tenant_id.clone(),
+            dialog_id: dialog.id.clone(),
+            client_id: dialog.client_id.clone(),
+            integration_id: integration.id.clone(),
+            channel: dialog.channel.clone(),
+            provider: integration.provider.clone(),
+            direction: Direction::Outbound,
+            kind: "message".into(),
+            text: content.text.clone(),
+            attachments: attachment(content),
+            payload: None,
+            provider_message_id: None,
+            reply_to: None,
+            status: Some(DeliveryStatus::Queued),
+            status_reason: None,
+            sent_at: now,
+            created_at: now,
+            edited_at: None,
+            attempts: Vec::new(),
+        };
+        let fresh = self
+            .inbox
+            .record_outbound(&OutboundRecord {
+                message: &message,
+                new_dialog: None,
+                route: None,
+                placeholder: None,
+            })
+            .await?;
+        if !fresh {
+            // Stored by an earlier attempt of the same request: answer what it stored.
+            if let Some(stored) = self
+                .inbox
+                .message(&dialog.tenant_id, &dialog.id, message_id)
+                .await?
+            {
+                message = stored;
+            }
+        }
+        let job = OutboundJob {
+            channel: dialog.channel.clone(),
+            message_id: message_id.clone(),
+            tenant_id: dialog.tenant_id.clone(),
+            client_id: dialog.client_id.clone(),
+            content: content.clone(),
+            routes: vec![Route {
+                integration_id: integration.id.clone(),
+                recipient: Recipient {
+                    kind: RecipientKind::Chat,
+                    value: dialog.chat_id.clone(),
+                },
+            }],
+            placeholder_dialog: dialog.id.clone(),
+        };
+        let body = serde_json::to_string(&job).map_err(|e| {
+            RepoError::Table(crate::ports::table::TableError::Validation(e.to_string()))
+        })?;
+        if let Err(e) = self.outbound.send(OutgoingMessage::new(body)).await {
+            self.inbox
+                .fail(
+                    &dialog.tenant_id,
+                    &dialog.id,
+                    message_id,
+                    "the outbound queue was unavailable",
+                    &[],
+                )
+                .await?;
+            return Err(e.into());
+        }
+        Metrics::new("Integrations")
+            .dimension("provider", integration.provider.as_str())
+            .count("queued", 1)
+            .emit();
+        Ok(message)
     }
 }

@@ -9,6 +9,8 @@ pub mod bitrix24;
 pub mod max;
 pub mod telegram_bot;
 pub mod telegram_crm;
+pub mod viber;
+pub mod vk;
 pub mod wappi;
 pub mod whatsapp;
 

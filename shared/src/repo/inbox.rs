@@ -764,6 +764,21 @@ impl Inbox {
             .and_then(client_id_in))
     }
 
+    /// The client who owns an identity on a channel.
+    pub async fn client_by_identity(
+        &self,
+        tenant: &TenantId,
+        channel: &str,
+        external_id: &str,
+    ) -> Result<Option<ClientId>, RepoError> {
+        Ok(self
+            .table
+            .get(&identity_key(tenant, channel, external_id))
+            .await?
+            .as_ref()
+            .and_then(client_id_in))
+    }
+
     pub async fn dialog(
         &self,
         tenant: &TenantId,
@@ -795,24 +810,62 @@ impl Inbox {
         Ok(out)
     }
 
-    /// Messages of a dialog, oldest first, `limit` per page.
+    /// Messages of a dialog in id (time) order — newest first unless `oldest_first` —
+    /// `limit` per page. A message stored while a client pages lands at the end it pages
+    /// away from, so paging neither repeats nor misses one.
     pub async fn messages(
         &self,
         tenant: &TenantId,
         dialog: &DialogId,
         limit: u32,
         cursor: Option<Cursor>,
+        oldest_first: bool,
     ) -> Result<(Vec<Message>, Option<Cursor>), RepoError> {
-        let page = self
-            .table
-            .query(
-                Query::partition(pk(tenant))
-                    .sort(SortKey::BeginsWith(format!("MSG#{dialog}#")))
-                    .limit(limit)
-                    .after(cursor),
-            )
-            .await?;
+        let mut query = Query::partition(pk(tenant))
+            .sort(SortKey::BeginsWith(format!("MSG#{dialog}#")))
+            .limit(limit)
+            .after(cursor);
+        if !oldest_first {
+            query = query.backward();
+        }
+        let page = self.table.query(query).await?;
         let messages = page.items.iter().map(from_item).collect::<Result<_, _>>()?;
         Ok((messages, page.next))
+    }
+
+    /// The tenant's dialogs, the most recent activity first, keeping those `keep` accepts:
+    /// reads pages of up to `limit` until `limit` dialogs are kept or the list ends.
+    pub async fn dialogs(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        mut cursor: Option<Cursor>,
+        keep: impl Fn(&Dialog) -> bool,
+    ) -> Result<(Vec<Dialog>, Option<Cursor>), RepoError> {
+        let mut out = Vec::new();
+        // Bounded, so a filter that matches nothing cannot read the whole table at once.
+        for _ in 0..20 {
+            let want = limit.saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
+            let page = self
+                .table
+                .query(
+                    Query::gsi1(format!("TENANT#{tenant}#DIALOGS"))
+                        .backward()
+                        .limit(want.max(1))
+                        .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                let dialog: Dialog = from_item(item)?;
+                if keep(&dialog) {
+                    out.push(dialog);
+                }
+            }
+            cursor = page.next;
+            if cursor.is_none() || out.len() >= limit as usize {
+                break;
+            }
+        }
+        Ok((out, cursor))
     }
 }
