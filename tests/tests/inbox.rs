@@ -16,7 +16,7 @@ use shared::backend::{self, Ports};
 use shared::config::{Config, QueueRole};
 use shared::domain::TenantId;
 use shared::http::{ApiRequest, ApiResponse, JwtClaims, Role, Router};
-use shared::ports::ManualClock;
+use shared::ports::{Clock, ManualClock};
 use shared::testing::{FakeServer, store_integration};
 use shared::worker::{SqsConsumer, WorkerOptions, poll_once};
 
@@ -529,4 +529,156 @@ async fn paging_under_concurrent_inserts_misses_and_repeats_nothing() {
         .chain(["hi".to_owned()])
         .collect();
     assert_eq!(texts, expected);
+}
+
+/// A WhatsApp webhook body of the pywa samples, signed with `secret` as Meta signs.
+fn whatsapp_signed(sample: &str, edit: impl Fn(&mut Value), secret: &str) -> (Vec<u8>, String) {
+    let mut body: Value = serde_json::from_slice(&fixture(&format!("whatsapp/{sample}"))).unwrap();
+    edit(&mut body);
+    let bytes = body.to_string().into_bytes();
+    let signature = format!(
+        "sha256={}",
+        hex::encode(shared::signing::hmac_sha256(secret.as_bytes(), &bytes))
+    );
+    (bytes, signature)
+}
+
+async fn status_of(sys: &System, dialog: &str, id: &str) -> Value {
+    let page = sys
+        .get(&format!("/v1/inbox/dialogs/{dialog}/messages"))
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap()["status"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_whatsapp_reply_moves_queued_sent_delivered_read_from_the_status_webhooks() {
+    let sys = system(|req| {
+        if req.path == "/1122334455667/messages" && req.header("authorization") == Some("Bearer wa_token") {
+            (200, json!({"messaging_product": "whatsapp", "contacts": [{"input": "972987654321", "wa_id": "972987654321"}],
+                         "messages": [{"id": "wamid.REPLY0001"}]}))
+        } else {
+            (401, json!({"error": {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190}}))
+        }
+    })
+    .await;
+    let secret = "wa_app_secret_0123456789";
+    store_integration(
+        &sys.ports,
+        "acme",
+        "wa1",
+        "whatsapp",
+        &[
+            ("phone_number_id", "1122334455667"),
+            ("access_token", "wa_token"),
+            ("app_secret", secret),
+            ("verify_token", "verify_0123456789"),
+        ],
+        true,
+    )
+    .await;
+    let now = sys.clock.now().as_second().to_string();
+    let (body, signature) = whatsapp_signed(
+        "pywa-message-text.json",
+        |b| {
+            b["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(now);
+        },
+        secret,
+    );
+    sys.webhook(
+        "/v1/webhooks/whatsapp/wa1",
+        ("x-hub-signature-256", &signature),
+        &body,
+    )
+    .await;
+    let dialog = sys.get("/v1/inbox/dialogs?channel=whatsapp").await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = sys
+        .post(
+            &format!("/v1/inbox/dialogs/{dialog}/reply"),
+            &json!({"text": "Спасибо!"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json_body());
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    assert_eq!(sys.work().await, 1);
+    let sent = &sys.providers.requests()[0];
+    assert_eq!(sent.body["to"], "972987654321");
+    assert_eq!(sent.body["text"]["body"], "Спасибо!");
+    assert_eq!(status_of(&sys, &dialog, &id).await, "sent");
+    for (state, expected) in [
+        ("delivered", "delivered"),
+        ("read", "read"),
+        ("delivered", "read"),
+    ] {
+        let (body, signature) = whatsapp_signed(
+            "pywa-status-delivered.json",
+            |b| {
+                let s = &mut b["entry"][0]["changes"][0]["value"]["statuses"][0];
+                s["id"] = json!("wamid.REPLY0001");
+                s["status"] = json!(state);
+            },
+            secret,
+        );
+        sys.webhook(
+            "/v1/webhooks/whatsapp/wa1",
+            ("x-hub-signature-256", &signature),
+            &body,
+        )
+        .await;
+        assert_eq!(
+            status_of(&sys, &dialog, &id).await,
+            expected,
+            "after {state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn max_replies_are_paced_at_two_per_second_per_dialog() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sys = system(max_api(calls.clone(), 0)).await;
+    sys.webhook(
+        "/v1/webhooks/max/max1",
+        ("x-max-bot-api-secret", MAX_SECRET),
+        &max_message(),
+    )
+    .await;
+    let dialog = sys.get("/v1/inbox/dialogs").await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..3 {
+        let r = sys
+            .post(
+                &format!("/v1/inbox/dialogs/{dialog}/reply"),
+                &json!({"text": format!("r{n}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    // One batch, one second of the (stopped) clock: two go, the third waits.
+    assert_eq!(sys.work().await, 3);
+    assert_eq!(sys.providers.requests().len(), 2);
+    sys.advance(60);
+    sys.work().await;
+    assert_eq!(sys.providers.requests().len(), 3);
+    let page = sys
+        .get(&format!("/v1/inbox/dialogs/{dialog}/messages"))
+        .await;
+    let sent = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "sent")
+        .count();
+    assert_eq!(sent, 3);
 }

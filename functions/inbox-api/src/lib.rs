@@ -546,7 +546,11 @@ fn reply_content(body: ReplyBody, channel: &str) -> Result<Outgoing, ApiError> {
         }
         _ => {}
     }
-    Ok(Outgoing { text, file })
+    Ok(Outgoing {
+        text,
+        file,
+        dedupe_key: None,
+    })
 }
 
 /// `POST /v1/inbox/dialogs/{id}/reply` + `Idempotency-Key`: only through the dialog's

@@ -61,6 +61,10 @@ impl Deps {
                     ports.clock.clone(),
                 ),
                 inbox: Inbox::new(ports.table.clone(), ports.clock.clone()),
+                rate_limiter: crate::repo::rate_limit::RateLimiter::new(
+                    ports.table.clone(),
+                    ports.clock.clone(),
+                ),
                 providers: Arc::new(providers),
                 outbound: ports.queue(QueueRole::Outbound)?,
                 clock: ports.clock.clone(),
@@ -206,7 +210,15 @@ fn validate(
         }
         _ => {}
     }
-    Ok((client_id, Outgoing { text, file }, integration_id))
+    Ok((
+        client_id,
+        Outgoing {
+            text,
+            file,
+            dedupe_key: None,
+        },
+        integration_id,
+    ))
 }
 
 fn send_error(e: SendError) -> ApiError {

@@ -177,12 +177,13 @@ impl ChannelProvider for Viber {
 pub struct Vk(pub VkApi);
 
 impl Vk {
-    /// The dedupe key of a send when the caller has no message id: the recipient, the
-    /// text and the file's URL. A retry of the same message reuses the `random_id`, so VK
-    /// does not deliver it twice; but two identical texts sent on purpose to the same
-    /// user within VK's dedupe window would collapse into one. Callers should prefer a
-    /// key from the message's own id (the outbound message id) once they have one.
+    /// The dedupe key of a send: the message's own id when the caller gave one (every
+    /// send of the outbound sender does), else the recipient, the text and the file's URL
+    /// (then two identical texts sent on purpose within VK's window would collapse).
     pub fn dedupe_key(to: &Recipient, message: &Outgoing) -> String {
+        if let Some(key) = &message.dedupe_key {
+            return format!("vk\n{key}");
+        }
         format!(
             "vk\n{}\n{}\n{}",
             to.value,
@@ -262,7 +263,7 @@ mod tests {
     fn text(t: &str) -> Outgoing {
         Outgoing {
             text: Some(t.into()),
-            file: None,
+            ..Default::default()
         }
     }
 
@@ -274,6 +275,7 @@ mod tests {
                 name: name.map(Into::into),
                 mime_type: Some(mime.into()),
             }),
+            ..Default::default()
         }
     }
 
@@ -1053,5 +1055,26 @@ mod tests {
         assert!(is_rejected(&blacklisted), "{blacklisted:?}");
         assert!(is_transient(&send("500").await));
         assert!(is_rejected(&send("100").await));
+    }
+}
+
+#[cfg(test)]
+mod dedupe_tests {
+    use super::*;
+
+    #[test]
+    fn the_vk_random_id_follows_our_message_id_not_the_text() {
+        let to = Recipient {
+            kind: RecipientKind::Chat,
+            value: "2000000001".into(),
+        };
+        let hello = |id: &str| Outgoing {
+            text: Some("hello".into()),
+            dedupe_key: Some(id.into()),
+            ..Default::default()
+        };
+        let a = random_id_for(&Vk::dedupe_key(&to, &hello("msg-1")));
+        assert_eq!(a, random_id_for(&Vk::dedupe_key(&to, &hello("msg-1"))));
+        assert_ne!(a, random_id_for(&Vk::dedupe_key(&to, &hello("msg-2"))));
     }
 }

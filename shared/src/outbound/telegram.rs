@@ -26,6 +26,7 @@ use crate::providers::ProviderError;
 use crate::repo::RepoError;
 use crate::repo::inbox::{ClientProfile, Inbox, OutboundRecord};
 use crate::repo::integrations::{Integration, IntegrationStatus, Integrations};
+use crate::repo::rate_limit::RateLimiter;
 use crate::telemetry::Metrics;
 
 pub const CHANNEL: &str = "telegram";
@@ -162,6 +163,8 @@ enum Mode {
 
 pub struct OutboundSender {
     pub integrations: Integrations,
+    /// Per-dialog pacing where a provider demands it (MAX: 2 messages/s per dialog).
+    pub rate_limiter: RateLimiter,
     pub inbox: Inbox,
     pub providers: Arc<ChannelProviders>,
     pub outbound: Arc<dyn Queue>,
@@ -201,6 +204,14 @@ fn attachment(content: &Outgoing) -> Vec<Attachment> {
             }
         })
         .collect()
+}
+
+/// The content with our message id as the providers' dedupe key.
+fn keyed(content: &Outgoing, id: &MessageId) -> Outgoing {
+    Outgoing {
+        dedupe_key: Some(id.to_string()),
+        ..content.clone()
+    }
 }
 
 fn outcome_of(error: &ProviderError) -> AttemptOutcome {
@@ -332,11 +343,12 @@ impl OutboundSender {
         let list: Vec<Integration> = integrations.values().cloned().collect();
         let routes = Self::plan(&profile, &list, &request.scope, &self.providers)?;
         let mut attempts = Vec::new();
+        let content = keyed(&request.content, &request.message_id);
         let walk = self
             .walk(
                 &integrations,
                 &routes,
-                &request.content,
+                &content,
                 Mode::Request,
                 &mut attempts,
             )
@@ -424,6 +436,12 @@ impl OutboundSender {
                 configs.insert(integration.id.clone(), config);
             }
             let config = &configs[&integration.id];
+            if let Some(wait) = self.pace(integration, &route.recipient).await? {
+                return Ok(Walk::Transient {
+                    index,
+                    retry_after: Some(wait),
+                });
+            }
             let mut tries = 0;
             let result = loop {
                 let started = Instant::now();
@@ -490,6 +508,31 @@ impl OutboundSender {
             }
         }
         Ok(Walk::Exhausted)
+    }
+
+    /// Waits for a provider's per-dialog rate (MAX: 2 messages per second per chat); the
+    /// wait still needed after a few tries when the chat stays busy.
+    async fn pace(
+        &self,
+        integration: &Integration,
+        to: &Recipient,
+    ) -> Result<Option<Duration>, RepoError> {
+        const PER_SECOND: &[(&str, u32)] = &[("max", 2)];
+        let Some((_, limit)) = PER_SECOND.iter().find(|(p, _)| *p == integration.provider) else {
+            return Ok(None);
+        };
+        let key = format!("send:{}:{}", integration.id, to.value);
+        for _ in 0..3 {
+            match self
+                .rate_limiter
+                .hit(&integration.tenant_id, &key, *limit, 1)
+                .await?
+            {
+                None => return Ok(None),
+                Some(_) => tokio::time::sleep(Duration::from_millis(400)).await,
+            }
+        }
+        Ok(Some(Duration::from_secs(1)))
     }
 
     /// Marks an integration `error` with the reason; a concurrent change wins (logged).
@@ -647,7 +690,7 @@ impl OutboundSender {
             message_id: request.message_id.clone(),
             tenant_id: request.tenant_id.clone(),
             client_id: request.client_id.clone(),
-            content: request.content.clone(),
+            content: keyed(&request.content, &request.message_id),
             routes: routes.to_vec(),
             placeholder_dialog: dialog.clone(),
         };
@@ -700,11 +743,12 @@ impl OutboundSender {
             return Ok(JobResult::Dead("the client no longer exists".into()));
         };
         let integrations = self.channel_integrations(tenant, &job.channel).await?;
+        let content = keyed(&job.content, &job.message_id);
         let walk = self
             .walk(
                 &integrations,
                 &job.routes,
-                &job.content,
+                &content,
                 Mode::Worker,
                 &mut attempts,
             )
@@ -846,7 +890,7 @@ impl OutboundSender {
             message_id: message_id.clone(),
             tenant_id: dialog.tenant_id.clone(),
             client_id: dialog.client_id.clone(),
-            content: content.clone(),
+            content: keyed(content, message_id),
             routes: vec![Route {
                 integration_id: integration.id.clone(),
                 recipient: Recipient {
