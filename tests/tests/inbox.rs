@@ -428,6 +428,107 @@ async fn a_whatsapp_reply_outside_the_24_hour_window_is_refused_without_a_provid
         1,
         "nothing stored for the refused reply"
     );
+
+    // A template is the one way to write outside the window.
+    let r = sys
+        .post(
+            &format!("/v1/inbox/dialogs/{dialog}/reply"),
+            &json!({"template": {"name": "order_update", "language": "ru"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json_body());
+    assert_eq!(sys.work().await, 1);
+    let sent = &sys.providers.requests()[0];
+    assert_eq!(sent.body["type"], "template");
+    assert_eq!(
+        sent.body["template"],
+        json!({"name": "order_update", "language": {"code": "ru"}})
+    );
+    let bad = sys
+        .post(
+            &format!("/v1/inbox/dialogs/{dialog}/reply"),
+            &json!({"template": {"name": "Order Update", "language": "ru"}}),
+        )
+        .await;
+    assert_eq!(
+        bad.json_body()["error"]["details"]["field"],
+        "template.name"
+    );
+}
+
+#[tokio::test]
+async fn whatsapp_error_131047_ends_the_reply_as_window_closed() {
+    let sys = system(|_| {
+        (400, json!({"error": {"message": "Re-engagement message", "type": "OAuthException", "code": 131047,
+                               "error_data": {"messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+                               "fbtrace_id": "AbCdEf"}}))
+    })
+    .await;
+    let secret = "wa_app_secret_0123456789";
+    store_integration(
+        &sys.ports,
+        "acme",
+        "wa1",
+        "whatsapp",
+        &[
+            ("phone_number_id", "1122334455667"),
+            ("access_token", "wa_token"),
+            ("app_secret", secret),
+            ("verify_token", "verify_0123456789"),
+        ],
+        true,
+    )
+    .await;
+    let now = sys.clock.now().as_second().to_string();
+    let (body, signature) = whatsapp_signed(
+        "pywa-message-text.json",
+        |b| {
+            b["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(now);
+        },
+        secret,
+    );
+    sys.webhook(
+        "/v1/webhooks/whatsapp/wa1",
+        ("x-hub-signature-256", &signature),
+        &body,
+    )
+    .await;
+    let dialog = sys.get("/v1/inbox/dialogs").await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = sys
+        .post(
+            &format!("/v1/inbox/dialogs/{dialog}/reply"),
+            &json!({"text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    assert_eq!(sys.work().await, 1);
+    assert_eq!(
+        sys.providers.requests().len(),
+        1,
+        "a final refusal is not retried"
+    );
+    let page = sys
+        .get(&format!("/v1/inbox/dialogs/{dialog}/messages"))
+        .await;
+    let message = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(message["status"], "failed");
+    assert!(
+        message["status_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("WHATSAPP_WINDOW_CLOSED"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use shared::http::{
     Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Router, idempotency,
 };
 use shared::outbound::api::Deps as SendDeps;
-use shared::outbound::channel::{FileRef, Outgoing};
+use shared::outbound::channel::{FileRef, Outgoing, Template};
 use shared::outbound::telegram::SendError;
 use shared::ports::table::Cursor;
 use shared::repo::inbox::Contact;
@@ -490,16 +490,71 @@ struct AttachmentBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TemplateBody {
+    name: String,
+    language: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReplyBody {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     attachments: Vec<AttachmentBody>,
+    /// WhatsApp only: a pre-approved template (the one way to write outside the window).
+    #[serde(default)]
+    template: Option<TemplateBody>,
+}
+
+fn template(body: TemplateBody, channel: &str) -> Result<Template, ApiError> {
+    if channel != "whatsapp" {
+        return Err(invalid("template", "templates are a WhatsApp feature"));
+    }
+    let name_ok = !body.name.is_empty()
+        && body.name.len() <= 512
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !name_ok {
+        return Err(invalid(
+            "template.name",
+            "1 to 512 of lowercase letters, digits and _",
+        ));
+    }
+    let language_ok = (2..=15).contains(&body.language.len())
+        && body
+            .language
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || c == '_');
+    if !language_ok {
+        return Err(invalid(
+            "template.language",
+            "a language code such as en_US or ru",
+        ));
+    }
+    Ok(Template {
+        name: body.name,
+        language: body.language,
+    })
 }
 
 const ATTACHMENT_TYPES: [&str; 4] = ["image", "video", "audio", "document"];
 
 fn reply_content(body: ReplyBody, channel: &str) -> Result<Outgoing, ApiError> {
+    if let Some(t) = body.template {
+        if body.text.is_some() || !body.attachments.is_empty() {
+            return Err(invalid(
+                "template",
+                "a template goes without text or attachments",
+            ));
+        }
+        return Ok(Outgoing {
+            template: Some(template(t, channel)?),
+            ..Default::default()
+        });
+    }
     let text = body.text.filter(|t| !t.trim().is_empty());
     if body.attachments.len() > 1 {
         return Err(invalid("attachments", "at most one attachment per reply"));
@@ -549,7 +604,7 @@ fn reply_content(body: ReplyBody, channel: &str) -> Result<Outgoing, ApiError> {
     Ok(Outgoing {
         text,
         file,
-        dedupe_key: None,
+        ..Default::default()
     })
 }
 
@@ -577,7 +632,7 @@ async fn reply(
                 "the dialog's integration is disabled or gone; a reply leaves only through it",
             )
         })?;
-    if dialog.channel == "whatsapp" {
+    if dialog.channel == "whatsapp" && content.template.is_none() {
         let now = deps.clock.now();
         let open = dialog
             .last_inbound_at
@@ -586,7 +641,7 @@ async fn reply(
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "WHATSAPP_WINDOW_CLOSED",
-                "the client's last message is older than 24 hours: WhatsApp takes only template messages now",
+                "the client's last message is older than 24 hours: WhatsApp takes only a template now (send `template`)",
             ));
         }
     }

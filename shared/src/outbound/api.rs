@@ -215,7 +215,7 @@ fn validate(
         Outgoing {
             text,
             file,
-            dedupe_key: None,
+            ..Default::default()
         },
         integration_id,
     ))

@@ -34,10 +34,21 @@ pub struct Outgoing {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileRef>,
+    /// A pre-approved template instead of free text (WhatsApp, outside the 24-hour
+    /// window); other providers never get one (the API refuses it before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
     /// Our message's id: providers that deduplicate on a caller's key (VK `random_id`)
     /// derive it from this, so a retry of the message cannot be delivered twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe_key: Option<String>,
+}
+
+/// A WhatsApp message template by name and language code (`en_US`, `ru`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub name: String,
+    pub language: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,6 +100,18 @@ impl ChannelProvider for WhatsApp {
             RecipientKind::Phone => to.value.trim_start_matches('+'),
             RecipientKind::UserId | RecipientKind::Chat => to.value.as_str(),
         };
+        if let Some(template) = &message.template {
+            return self
+                .0
+                .send_template(
+                    field(config, "phone_number_id")?.expose(),
+                    field(config, "access_token")?,
+                    wa_id,
+                    &template.name,
+                    &template.language,
+                )
+                .await;
+        }
         self.0
             .send(
                 field(config, "access_token")?,

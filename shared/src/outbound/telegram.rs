@@ -853,10 +853,14 @@ impl OutboundSender {
             channel: dialog.channel.clone(),
             provider: integration.provider.clone(),
             direction: Direction::Outbound,
-            kind: "message".into(),
+            kind: if content.template.is_some() {
+                "template".into()
+            } else {
+                "message".into()
+            },
             text: content.text.clone(),
             attachments: attachment(content),
-            payload: None,
+            payload: content.template.as_ref().map(|t| t.name.clone()),
             provider_message_id: None,
             reply_to: None,
             status: Some(DeliveryStatus::Queued),
