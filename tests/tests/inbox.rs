@@ -745,6 +745,8 @@ async fn a_whatsapp_reply_moves_queued_sent_delivered_read_from_the_status_webho
 
 #[tokio::test]
 async fn max_replies_are_paced_at_two_per_second_per_dialog() {
+    let capture = shared::testing::LogCapture::default();
+    let _guard = capture.install();
     let calls = Arc::new(AtomicUsize::new(0));
     let sys = system(max_api(calls.clone(), 0)).await;
     sys.webhook(
@@ -782,4 +784,12 @@ async fn max_replies_are_paced_at_two_per_second_per_dialog() {
         .filter(|m| m["status"] == "sent")
         .count();
     assert_eq!(sent, 3);
+    let logs = capture.text();
+    assert!(
+        logs.contains("outbound send attempt"),
+        "the flow was logged"
+    );
+    for secret in [MAX_TOKEN, MAX_SECRET] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
 }

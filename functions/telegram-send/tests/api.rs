@@ -325,7 +325,7 @@ async fn no_token_reaches_a_log_line() {
     );
     let logs = capture.text();
     assert!(
-        logs.contains("telegram send attempt"),
+        logs.contains("outbound send attempt"),
         "the flow was logged"
     );
     for secret in [

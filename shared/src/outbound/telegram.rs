@@ -474,7 +474,7 @@ impl OutboundSender {
                     provider = integration.provider,
                     recipient_kind = route.recipient.kind.as_str(),
                     outcome = ?outcome,
-                    "telegram send attempt"
+                    "outbound send attempt"
                 );
                 match &result {
                     Err(ProviderError::Transient { retry_after, .. })
