@@ -70,17 +70,6 @@ impl Deps {
     }
 }
 
-/// Wraps a handler of `(deps, request, principal)` into a route closure.
-macro_rules! with {
-    ($deps:expr, $handler:path) => {{
-        let deps = $deps.clone();
-        move |req, principal| {
-            let deps = deps.clone();
-            async move { $handler(&deps, req, principal).await }
-        }
-    }};
-}
-
 pub fn router(deps: Arc<Deps>) -> Router {
     let auth = Arc::new(Authenticator::new(deps.api_keys.clone()));
     Router::new(Some(auth))
@@ -100,126 +89,126 @@ pub fn router(deps: Arc<Deps>) -> Router {
             Method::GET,
             "/v1/integrations",
             Access::Dashboard,
-            with!(deps, integrations::list),
+            shared::handler!(deps, integrations::list),
         )
         .route(
             Method::POST,
             "/v1/integrations",
             Access::Dashboard,
-            with!(deps, integrations::connect),
+            shared::handler!(deps, integrations::connect),
         )
         .route(
             Method::GET,
             "/v1/integrations/{id}",
             Access::Dashboard,
-            with!(deps, integrations::get),
+            shared::handler!(deps, integrations::get),
         )
         .route(
             Method::PATCH,
             "/v1/integrations/{id}",
             Access::Dashboard,
-            with!(deps, integrations::patch),
+            shared::handler!(deps, integrations::patch),
         )
         .route(
             Method::DELETE,
             "/v1/integrations/{id}",
             Access::Dashboard,
-            with!(deps, integrations::disconnect),
+            shared::handler!(deps, integrations::disconnect),
         )
         .route(
             Method::POST,
             "/v1/integrations/{id}/test",
             Access::Dashboard,
-            with!(deps, integrations::test),
+            shared::handler!(deps, integrations::test),
         )
         .route(
             Method::GET,
             "/v1/integrations/{id}/logs",
             Access::Dashboard,
-            with!(deps, integrations::logs),
+            shared::handler!(deps, integrations::logs),
         )
         .route(
             Method::GET,
             "/v1/api-keys",
             Access::Dashboard,
-            with!(deps, api_keys::list),
+            shared::handler!(deps, api_keys::list),
         )
         .route(
             Method::POST,
             "/v1/api-keys",
             Access::Dashboard,
-            with!(deps, api_keys::create),
+            shared::handler!(deps, api_keys::create),
         )
         .route(
             Method::DELETE,
             "/v1/api-keys/{id}",
             Access::Dashboard,
-            with!(deps, api_keys::revoke),
+            shared::handler!(deps, api_keys::revoke),
         )
         .route(
             Method::GET,
             "/v1/profile",
             Access::Dashboard,
-            with!(deps, profile::get_profile),
+            shared::handler!(deps, profile::get_profile),
         )
         .route(
             Method::PUT,
             "/v1/profile",
             Access::Dashboard,
-            with!(deps, profile::put_profile),
+            shared::handler!(deps, profile::put_profile),
         )
         .route(
             Method::GET,
             "/v1/catalog",
             Access::Dashboard,
-            with!(deps, profile::get_catalog),
+            shared::handler!(deps, profile::get_catalog),
         )
         .route(
             Method::PUT,
             "/v1/catalog",
             Access::Dashboard,
-            with!(deps, profile::put_catalog),
+            shared::handler!(deps, profile::put_catalog),
         )
         .route(
             Method::GET,
             "/v1/prompt",
             Access::Dashboard,
-            with!(deps, prompt::get),
+            shared::handler!(deps, prompt::get),
         )
         .route(
             Method::PUT,
             "/v1/prompt",
             Access::Dashboard,
-            with!(deps, prompt::put),
+            shared::handler!(deps, prompt::put),
         )
         .route(
             Method::GET,
             "/v1/prompt/history",
             Access::Dashboard,
-            with!(deps, prompt::history),
+            shared::handler!(deps, prompt::history),
         )
         .route(
             Method::POST,
             "/v1/prompt/restore",
             Access::Dashboard,
-            with!(deps, prompt::restore),
+            shared::handler!(deps, prompt::restore),
         )
         .route(
             Method::POST,
             "/v1/prompt/validate",
             Access::Dashboard,
-            with!(deps, prompt::validate),
+            shared::handler!(deps, prompt::validate),
         )
         .route(
             Method::GET,
             "/v1/bot/config",
             Access::ApiKey(Scope::ConfigRead),
-            with!(deps, bot_config::get),
+            shared::handler!(deps, bot_config::get),
         )
         .route(
             Method::DELETE,
             "/v1/tenant",
             Access::Dashboard,
-            with!(deps, tenant::delete),
+            shared::handler!(deps, tenant::delete),
         )
 }

@@ -53,16 +53,6 @@ pub fn text_limit(channel: &str) -> usize {
 
 pub type Deps = SendDeps;
 
-macro_rules! with {
-    ($deps:expr, $handler:path) => {{
-        let deps = $deps.clone();
-        move |req, principal| {
-            let deps = deps.clone();
-            async move { $handler(&deps, req, principal).await }
-        }
-    }};
-}
-
 pub fn router(deps: Arc<Deps>) -> Router {
     let auth = Arc::new(Authenticator::new(deps.api_keys.clone()));
     Router::new(Some(auth))
@@ -71,37 +61,37 @@ pub fn router(deps: Arc<Deps>) -> Router {
             Method::POST,
             "/v1/clients",
             Access::Dashboard,
-            with!(deps, create_client),
+            shared::handler!(deps, create_client),
         )
         .route(
             Method::GET,
             "/v1/clients",
             Access::Dashboard,
-            with!(deps, find_client),
+            shared::handler!(deps, find_client),
         )
         .route(
             Method::GET,
             "/v1/clients/{id}",
             Access::Dashboard,
-            with!(deps, get_client),
+            shared::handler!(deps, get_client),
         )
         .route(
             Method::GET,
             "/v1/inbox/dialogs",
             Access::Dashboard,
-            with!(deps, list_dialogs),
+            shared::handler!(deps, list_dialogs),
         )
         .route(
             Method::GET,
             "/v1/inbox/dialogs/{id}/messages",
             Access::Dashboard,
-            with!(deps, list_messages),
+            shared::handler!(deps, list_messages),
         )
         .route(
             Method::POST,
             "/v1/inbox/dialogs/{id}/reply",
             Access::Dashboard,
-            with!(deps, reply),
+            shared::handler!(deps, reply),
         )
 }
 

@@ -16,6 +16,19 @@ use super::error::ApiError;
 use super::request::{ApiRequest, ApiResponse};
 
 /// Largest request body accepted by default (API Gateway allows 10 MB, Lambda 6 MB).
+/// Wraps a handler `async fn(&Deps, ApiRequest, Principal)` into a route closure that
+/// holds its own `Arc` of the deps: `.route(method, path, access, handler!(deps, f))`.
+#[macro_export]
+macro_rules! handler {
+    ($deps:expr, $handler:path) => {{
+        let deps = $deps.clone();
+        move |req, principal| {
+            let deps = deps.clone();
+            async move { $handler(&deps, req, principal).await }
+        }
+    }};
+}
+
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Who may call a route.
