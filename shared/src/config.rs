@@ -13,10 +13,17 @@ pub enum QueueRole {
     LeadDelivery,
     /// Inbound events for the tenant's bot engine.
     InboundEvents,
+    /// Leads waiting for their fan-out (`delay_sec`), auto-integration.
+    LeadIntake,
 }
 
 impl QueueRole {
-    pub const ALL: [Self; 3] = [Self::Outbound, Self::LeadDelivery, Self::InboundEvents];
+    pub const ALL: [Self; 4] = [
+        Self::Outbound,
+        Self::LeadDelivery,
+        Self::InboundEvents,
+        Self::LeadIntake,
+    ];
 
     /// The name of the embedded queue (and the suffix of the SQS queue in `template.yaml`).
     pub fn name(self) -> &'static str {
@@ -24,6 +31,7 @@ impl QueueRole {
             Self::Outbound => "outbound",
             Self::LeadDelivery => "lead-delivery",
             Self::InboundEvents => "inbound-events",
+            Self::LeadIntake => "lead-intake",
         }
     }
 
@@ -33,6 +41,7 @@ impl QueueRole {
             Self::Outbound => "OUTBOUND_QUEUE_URL",
             Self::LeadDelivery => "LEAD_DELIVERY_QUEUE_URL",
             Self::InboundEvents => "INBOUND_EVENTS_QUEUE_URL",
+            Self::LeadIntake => "LEAD_INTAKE_QUEUE_URL",
         }
     }
 
@@ -43,6 +52,7 @@ impl QueueRole {
             Self::Outbound => "OUTBOUND_DLQ_URL",
             Self::LeadDelivery => "LEAD_DELIVERY_DLQ_URL",
             Self::InboundEvents => "INBOUND_EVENTS_DLQ_URL",
+            Self::LeadIntake => "LEAD_INTAKE_DLQ_URL",
         }
     }
 
@@ -50,7 +60,7 @@ impl QueueRole {
     pub fn max_receives(self) -> u32 {
         match self {
             Self::LeadDelivery => 3,
-            Self::Outbound | Self::InboundEvents => 5,
+            Self::Outbound | Self::InboundEvents | Self::LeadIntake => 5,
         }
     }
 }
@@ -92,6 +102,47 @@ pub struct ProviderUrls {
     pub amocrm: Option<String>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
+    /// How the SMTP connection is secured (`SMTP_TLS`).
+    pub smtp_tls: SmtpTls,
+}
+
+/// How the `email` lead target secures its SMTP connection (`SMTP_TLS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `starttls` (the default): plain connect, then STARTTLS, which the server must offer
+    /// (port 587 unless `SMTP_PORT` says otherwise).
+    #[default]
+    StartTls,
+    /// `tls`: implicit TLS from the first byte (port 465 unless `SMTP_PORT` says otherwise).
+    Tls,
+    /// `none`: no encryption at all — for a local relay or tests only (port 25 by default).
+    None,
+}
+
+impl SmtpTls {
+    /// The port used when `SMTP_PORT` is not set.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::StartTls => 587,
+            Self::Tls => 465,
+            Self::None => 25,
+        }
+    }
+}
+
+impl std::str::FromStr for SmtpTls {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "starttls" => Ok(Self::StartTls),
+            "tls" => Ok(Self::Tls),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "expected `starttls`, `tls` or `none`, got `{other}`"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +230,15 @@ impl Config {
                     })
                 })
                 .transpose()?,
+            smtp_tls: lookup("SMTP_TLS")
+                .map(|v| {
+                    v.parse().map_err(|reason| ConfigError::Invalid {
+                        var: "SMTP_TLS",
+                        reason,
+                    })
+                })
+                .transpose()?
+                .unwrap_or_default(),
         };
         Ok(Self {
             backend,
@@ -259,5 +319,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn smtp_tls_defaults_to_starttls_and_parses_every_mode() {
+        let tls = |vars: &[(&str, &str)]| config(vars).map(|c| c.providers.smtp_tls);
+        assert_eq!(tls(&[]), Ok(SmtpTls::StartTls));
+        assert_eq!(tls(&[("SMTP_TLS", "starttls")]), Ok(SmtpTls::StartTls));
+        assert_eq!(tls(&[("SMTP_TLS", "TLS")]), Ok(SmtpTls::Tls));
+        assert_eq!(tls(&[("SMTP_TLS", "none")]), Ok(SmtpTls::None));
+        assert!(matches!(
+            tls(&[("SMTP_TLS", "ssl")]),
+            Err(ConfigError::Invalid {
+                var: "SMTP_TLS",
+                ..
+            })
+        ));
+        assert_eq!(SmtpTls::StartTls.default_port(), 587);
+        assert_eq!(SmtpTls::Tls.default_port(), 465);
+        let c = config(&[("SMTP_HOST", "smtp.example.com"), ("SMTP_PORT", "2525")]).ok();
+        assert_eq!(
+            c.map(|c| (c.providers.smtp_host, c.providers.smtp_port)),
+            Some((Some("smtp.example.com".to_owned()), Some(2525)))
+        );
     }
 }

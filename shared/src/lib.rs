@@ -14,6 +14,7 @@ pub mod backend;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod leads;
 pub mod outbound;
 pub mod ports;
 pub mod providers;

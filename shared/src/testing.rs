@@ -372,3 +372,583 @@ pub async fn stored_messages(table: &dyn crate::ports::Table, tenant: &str) -> V
         .map(|i| crate::repo::from_item::<Value>(i).expect("an item"))
         .collect()
 }
+
+// ---- SMTP ------------------------------------------------------------------------------
+
+/// One message an [`SmtpSink`] accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmtpMessage {
+    /// The reverse-path of `MAIL FROM`, without the angle brackets.
+    pub from: String,
+    /// The forward-paths of every accepted `RCPT TO`, in order.
+    pub recipients: Vec<String>,
+    /// The message as sent after `DATA`, dot-unstuffed, without the final `.` line.
+    pub data: Vec<u8>,
+    /// The `(username, password)` the client authenticated with, if it did.
+    pub auth: Option<(String, String)>,
+}
+
+impl SmtpMessage {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+#[derive(Default)]
+struct SmtpSinkState {
+    messages: Vec<SmtpMessage>,
+    /// Every command line received, in order (AUTH payloads left out).
+    commands: Vec<String>,
+    /// A reply given to every `RCPT TO` instead of 250.
+    rcpt_reply: Option<(u16, String)>,
+    /// The only credentials accepted; any others get 535. `None`: any are accepted.
+    credentials: Option<(String, String)>,
+}
+
+/// A local SMTP server on `127.0.0.1:0`, without TLS: speaks enough of RFC 5321 (EHLO/HELO,
+/// AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT) for an SMTP client, and records
+/// every accepted message. It never offers STARTTLS.
+pub struct SmtpSink {
+    pub host: String,
+    pub port: u16,
+    state: Arc<Mutex<SmtpSinkState>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state: Arc<Mutex<SmtpSinkState>> = Arc::default();
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let _ = smtp_session(stream, state).await;
+                });
+            }
+        });
+        Ok(Self {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            state,
+            _task: task,
+        })
+    }
+
+    /// Answers every `RCPT TO` with `code` and `text` (e.g. 451 or 550) from now on.
+    pub fn reply_at_rcpt(&self, code: u16, text: &str) {
+        self.lock().rcpt_reply = Some((code, text.to_owned()));
+    }
+
+    /// Accepts only these credentials from now on; others get `535 5.7.8`.
+    pub fn accept_only(&self, username: &str, password: &str) {
+        self.lock().credentials = Some((username.to_owned(), password.to_owned()));
+    }
+
+    pub fn messages(&self) -> Vec<SmtpMessage> {
+        self.lock().messages.clone()
+    }
+
+    /// Every command line received so far (the payloads of AUTH are left out).
+    pub fn commands(&self) -> Vec<String> {
+        self.lock().commands.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SmtpSinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The largest message (and line) the sink takes.
+const SMTP_SINK_MAX: usize = 10 << 20;
+
+async fn smtp_session(
+    stream: tokio::net::TcpStream,
+    state: Arc<Mutex<SmtpSinkState>>,
+) -> std::io::Result<()> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read).take(SMTP_SINK_MAX as u64 * 2);
+
+    // Reads one CRLF-terminated line without its line ending; `None` at end of stream.
+    async fn line<R: tokio::io::AsyncBufRead + Unpin>(
+        read: &mut R,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        if read.read_until(b'\n', &mut buf).await? == 0 {
+            return Ok(None);
+        }
+        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            buf.pop();
+        }
+        Ok(Some(buf))
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decode = |s: &[u8]| -> Vec<u8> { b64.decode(s.trim_ascii()).unwrap_or_default() };
+
+    write.write_all(b"220 sink.local ESMTP ready\r\n").await?;
+    let mut tx = SmtpMessage::default();
+    let mut in_tx = false;
+    let mut auth: Option<(String, String)> = None;
+    while let Some(raw) = line(&mut read).await? {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (verb, arg) = match text.split_once(' ') {
+            Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_owned()),
+            None => (text.trim().to_ascii_uppercase(), String::new()),
+        };
+        lock().commands.push(if verb == "AUTH" {
+            format!("AUTH {}", arg.split(' ').next().unwrap_or_default())
+        } else {
+            text.clone()
+        });
+        let reply: String = match verb.as_str() {
+            "EHLO" => format!(
+                "250-sink.local greets {arg}\r\n250-PIPELINING\r\n250-SIZE {SMTP_SINK_MAX}\r\n\
+                 250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n"
+            ),
+            "HELO" => format!("250 sink.local greets {arg}\r\n"),
+            "AUTH" => {
+                let mut words = arg.split_whitespace();
+                let mechanism = words.next().unwrap_or_default().to_ascii_uppercase();
+                let initial = words.next().map(str::to_owned);
+                let given = match mechanism.as_str() {
+                    "PLAIN" => {
+                        let payload = match initial {
+                            Some(p) => p.into_bytes(),
+                            None => {
+                                write.write_all(b"334 \r\n").await?;
+                                line(&mut read).await?.unwrap_or_default()
+                            }
+                        };
+                        let decoded = decode(&payload);
+                        let mut parts = decoded.split(|b| *b == 0).skip(1);
+                        let user = parts.next().unwrap_or_default();
+                        let pass = parts.next().unwrap_or_default();
+                        Some((
+                            String::from_utf8_lossy(user).into_owned(),
+                            String::from_utf8_lossy(pass).into_owned(),
+                        ))
+                    }
+                    "LOGIN" => {
+                        let user = match initial {
+                            Some(u) => u.into_bytes(),
+                            None => {
+                                write.write_all(b"334 VXNlcm5hbWU6\r\n").await?;
+                                line(&mut read).await?.unwrap_or_default()
+                            }
+                        };
+                        write.write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
+                        let pass = line(&mut read).await?.unwrap_or_default();
+                        Some((
+                            String::from_utf8_lossy(&decode(&user)).into_owned(),
+                            String::from_utf8_lossy(&decode(&pass)).into_owned(),
+                        ))
+                    }
+                    _ => None,
+                };
+                match given {
+                    None => "504 5.5.4 Unrecognized authentication type\r\n".into(),
+                    Some(creds) => {
+                        let accepted = lock().credentials.as_ref().is_none_or(|c| *c == creds);
+                        if accepted {
+                            auth = Some(creds);
+                            "235 2.7.0 Authentication successful\r\n".into()
+                        } else {
+                            "535 5.7.8 Authentication credentials invalid\r\n".into()
+                        }
+                    }
+                }
+            }
+            "MAIL" => {
+                tx = SmtpMessage {
+                    from: smtp_path(&arg, "FROM:"),
+                    auth: auth.clone(),
+                    ..SmtpMessage::default()
+                };
+                in_tx = true;
+                "250 2.1.0 Ok\r\n".into()
+            }
+            "RCPT" if !in_tx => "503 5.5.1 Error: need MAIL command\r\n".into(),
+            "RCPT" => {
+                let forced = lock().rcpt_reply.clone();
+                match forced {
+                    Some((code, text)) => format!("{code} {text}\r\n"),
+                    None => {
+                        tx.recipients.push(smtp_path(&arg, "TO:"));
+                        "250 2.1.5 Ok\r\n".into()
+                    }
+                }
+            }
+            "DATA" if tx.recipients.is_empty() => "503 5.5.1 Error: need RCPT command\r\n".into(),
+            "DATA" => {
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let mut data: Vec<u8> = Vec::new();
+                loop {
+                    let Some(l) = line(&mut read).await? else {
+                        return Ok(());
+                    };
+                    if l == b"." {
+                        break;
+                    }
+                    let l = l.strip_prefix(b".").unwrap_or(&l);
+                    data.extend_from_slice(l);
+                    data.extend_from_slice(b"\r\n");
+                }
+                tx.data = data;
+                lock().messages.push(std::mem::take(&mut tx));
+                in_tx = false;
+                "250 2.0.0 Ok: queued\r\n".into()
+            }
+            "RSET" => {
+                tx = SmtpMessage::default();
+                in_tx = false;
+                "250 2.0.0 Ok\r\n".into()
+            }
+            "NOOP" => "250 2.0.0 Ok\r\n".into(),
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                return write.shutdown().await;
+            }
+            "STARTTLS" => "502 5.5.1 STARTTLS not offered\r\n".into(),
+            _ => "502 5.5.2 Error: command not recognized\r\n".into(),
+        };
+        write.write_all(reply.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// `FROM:<a@b> BODY=8BITMIME` → `a@b`.
+fn smtp_path(arg: &str, prefix: &str) -> String {
+    let rest = arg
+        .get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(prefix))
+        .map_or(arg, |_| &arg[prefix.len()..])
+        .trim_start();
+    let path = rest.split_whitespace().next().unwrap_or_default();
+    path.trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+// ---- Lead targets ----------------------------------------------------------------------
+
+/// An answer of [`FakeServer::start_with_headers`]: status, headers, body. A
+/// `Value::String` body is sent as it is (`text/plain`), anything else as JSON.
+pub type Reply = (u16, Vec<(&'static str, String)>, Value);
+
+impl FakeServer {
+    /// Starts a server answering every request with `respond`, headers included (for
+    /// `Retry-After` and non-JSON answers).
+    pub async fn start_with_headers(
+        respond: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let respond = Arc::new(respond);
+        let log = requests.clone();
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let log = log.clone();
+            let respond = respond.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes: Bytes = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let recorded = Recorded {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts.headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    raw: bytes.to_vec(),
+                };
+                let (status, headers, body) = respond(&recorded);
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(recorded);
+                let (content_type, body) = match body {
+                    Value::String(text) => ("text/plain", text),
+                    other => ("application/json", other.to_string()),
+                };
+                let mut response = Response::new(axum::body::Body::from(body));
+                *response.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let map = response.headers_mut();
+                if let Ok(v) = content_type.parse() {
+                    map.insert(axum::http::header::CONTENT_TYPE, v);
+                }
+                for (name, value) in headers {
+                    if let Ok(v) = value.parse() {
+                        map.insert(name, v);
+                    }
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            base,
+            requests,
+            _task: task,
+        })
+    }
+}
+
+/// The access token [`amocrm_leads_api`] issues for its valid refresh token.
+pub const AMOCRM_FRESH_ACCESS: &str = "amo-fresh-access";
+/// The refresh token [`amocrm_leads_api`] issues with it.
+pub const AMOCRM_FRESH_REFRESH: &str = "amo-fresh-refresh";
+
+/// An amoCRM account for lead delivery: `POST /oauth2/access_token` (a refresh of
+/// `valid_refresh` gives [`AMOCRM_FRESH_ACCESS`] / [`AMOCRM_FRESH_REFRESH`], any other is
+/// refused with 400), `POST /api/v4/leads/complex` (deal 31337, contact 4242; a deal
+/// without `name` is refused with `validation-errors`) and `POST /api/v4/leads/notes`, for
+/// `valid_access` or [`AMOCRM_FRESH_ACCESS`] as the bearer (else 401).
+pub fn amocrm_leads_api(
+    valid_access: &'static str,
+    valid_refresh: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        if (req.method.as_str(), req.path.as_str()) == ("POST", "/oauth2/access_token") {
+            let b = &req.body;
+            return if b["grant_type"] == "refresh_token" && b["refresh_token"] == valid_refresh {
+                (
+                    200,
+                    json!({"token_type": "Bearer", "expires_in": 86400, "access_token": AMOCRM_FRESH_ACCESS, "refresh_token": AMOCRM_FRESH_REFRESH}),
+                )
+            } else {
+                (
+                    400,
+                    json!({"hint": "Token has been revoked", "title": "Некорректный запрос", "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson", "status": 400, "detail": "В запросе отсутствует ряд параметров или параметры невалидны"}),
+                )
+            };
+        }
+        let bearer = req.header("authorization").unwrap_or_default();
+        if bearer != format!("Bearer {valid_access}")
+            && bearer != format!("Bearer {AMOCRM_FRESH_ACCESS}")
+        {
+            return (
+                401,
+                json!({"title": "Unauthorized", "type": "https://httpstatus.es/401", "status": 401, "detail": "Unauthorized"}),
+            );
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/api/v4/leads/complex") => {
+                if req.body[0]["name"].as_str().is_some_and(|n| !n.is_empty()) {
+                    (
+                        200,
+                        json!([{"id": 31337, "contact_id": 4242, "company_id": null, "request_id": ["0"], "merged": false}]),
+                    )
+                } else {
+                    (
+                        400,
+                        json!({"validation-errors": [{"request_id": "0", "errors": [{"code": "NotBlank", "path": "name", "detail": "This value should not be blank."}]}], "title": "Bad Request", "type": "https://httpstatus.es/400", "status": 400, "detail": "Request validation failed"}),
+                    )
+                }
+            }
+            ("POST", "/api/v4/leads/notes") => (
+                200,
+                json!({"_links": {}, "_embedded": {"notes": [{"id": 1, "entity_id": req.body[0]["entity_id"], "request_id": "0"}]}}),
+            ),
+            _ => (
+                404,
+                json!({"title": "Not Found", "status": 404, "detail": "Not Found"}),
+            ),
+        }
+    }
+}
+
+/// The Telegram Bot API's `sendMessage` for one valid token and one chat the bot is in:
+/// message 777; another chat gets "Bad Request: chat not found", another token 401.
+pub fn telegram_send_api(
+    valid_token: &'static str,
+    chat_id: &'static str,
+) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
+    move |req| {
+        let Some((token, method)) = req
+            .path
+            .strip_prefix("/bot")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return (
+                404,
+                json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+            );
+        };
+        if token != valid_token {
+            return (
+                401,
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            );
+        }
+        if method != "sendMessage" {
+            return (
+                404,
+                json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"}),
+            );
+        }
+        let to = match &req.body["chat_id"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if to != chat_id {
+            return (
+                400,
+                json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
+            );
+        }
+        (
+            200,
+            json!({"ok": true, "result": {"message_id": 777, "date": 1700000000, "chat": {"id": chat_id.parse::<i64>().unwrap_or_default(), "type": "supergroup"}, "text": req.body["text"]}}),
+        )
+    }
+}
+
+/// A table that counts the calls made through it (each one a DynamoDB request), for
+/// benchmarks that report table calls per operation.
+pub struct CountingTable {
+    inner: Arc<dyn crate::ports::Table>,
+    pub reads: Arc<std::sync::atomic::AtomicU64>,
+    pub writes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingTable {
+    pub fn new(inner: Arc<dyn crate::ports::Table>) -> Self {
+        Self {
+            inner,
+            reads: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+
+    fn read(&self) {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Table for CountingTable {
+    async fn get(
+        &self,
+        key: &crate::ports::Key,
+    ) -> Result<Option<crate::ports::Item>, crate::ports::TableError> {
+        self.read();
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        item: crate::ports::Item,
+        condition: Option<crate::ports::Condition>,
+    ) -> Result<(), crate::ports::TableError> {
+        self.write();
+        self.inner.put(item, condition).await
+    }
+    async fn update(
+        &self,
+        key: &crate::ports::Key,
+        update: crate::ports::Update,
+        condition: Option<crate::ports::Condition>,
+    ) -> Result<crate::ports::Item, crate::ports::TableError> {
+        self.write();
+        self.inner.update(key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &crate::ports::Key,
+        condition: Option<crate::ports::Condition>,
+    ) -> Result<Option<crate::ports::Item>, crate::ports::TableError> {
+        self.write();
+        self.inner.delete(key, condition).await
+    }
+    async fn query(
+        &self,
+        query: crate::ports::Query,
+    ) -> Result<crate::ports::Page, crate::ports::TableError> {
+        self.read();
+        self.inner.query(query).await
+    }
+    async fn transact_write(
+        &self,
+        ops: Vec<crate::ports::TransactOp>,
+    ) -> Result<(), crate::ports::TableError> {
+        self.write();
+        self.inner.transact_write(ops).await
+    }
+}
+
+/// A queue that counts the calls made through it.
+pub struct CountingQueue {
+    inner: Arc<dyn crate::ports::Queue>,
+    pub calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingQueue {
+    pub fn new(inner: Arc<dyn crate::ports::Queue>) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+        }
+    }
+
+    fn tick(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Queue for CountingQueue {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn send(
+        &self,
+        message: crate::ports::queue::OutgoingMessage,
+    ) -> Result<String, crate::ports::QueueError> {
+        self.tick();
+        self.inner.send(message).await
+    }
+    async fn send_batch(
+        &self,
+        messages: Vec<crate::ports::queue::OutgoingMessage>,
+    ) -> Result<Vec<String>, crate::ports::QueueError> {
+        self.tick();
+        self.inner.send_batch(messages).await
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: std::time::Duration,
+    ) -> Result<Vec<crate::ports::ReceivedMessage>, crate::ports::QueueError> {
+        self.tick();
+        self.inner.receive(max, visibility).await
+    }
+    async fn delete(&self, receipt_handle: &str) -> Result<(), crate::ports::QueueError> {
+        self.tick();
+        self.inner.delete(receipt_handle).await
+    }
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        visibility: std::time::Duration,
+    ) -> Result<(), crate::ports::QueueError> {
+        self.tick();
+        self.inner
+            .change_visibility(receipt_handle, visibility)
+            .await
+    }
+}

@@ -148,3 +148,43 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(1)
 }
+
+/// Puts a message that will not be retried on a dead-letter queue as
+/// `{"reason", "job"}` (the job as JSON when it parses, else as text), so the reason stays
+/// with it. `true` once it is there; `false` leaves the message on its queue.
+pub async fn dead_letter(dlq: &dyn Queue, body: &str, reason: &str) -> bool {
+    let job = serde_json::from_str::<serde_json::Value>(body)
+        .unwrap_or_else(|_| serde_json::Value::String(body.to_owned()));
+    let letter = serde_json::json!({"reason": reason, "job": job});
+    tracing::error!(reason, "message moved to the dead-letter queue");
+    match dlq
+        .send(crate::ports::queue::OutgoingMessage::new(
+            letter.to_string(),
+        ))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "dead-letter queue unavailable; the message stays");
+            false
+        }
+    }
+}
+
+/// Handles a batch's records concurrently with `handle` (`true` = done, delete it) and
+/// reports the others as partial batch failures.
+pub async fn each_record<'a, F, Fut>(event: &'a SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let done = futures::future::join_all(event.records.iter().map(handle)).await;
+    batch_response(
+        event
+            .records
+            .iter()
+            .zip(done)
+            .filter(|(_, ok)| !ok)
+            .filter_map(|(record, _)| record.message_id.clone()),
+    )
+}

@@ -18,7 +18,11 @@ async fn answer(raw: &str) -> (StatusCode, serde_json::Value) {
 async fn registry_event_lists_providers() {
     let (status, body) = answer(include_str!("../../../events/config-api/registry-get.json")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(18));
+    assert_eq!(
+        body["items"].as_array().map(Vec::len),
+        Some(shared::domain::registry::REGISTRY.len())
+    );
+    assert_eq!(body["items"][0]["provider"], "telegram_bot");
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
     let telegram = telegram_send::router(send.clone());
     let telegram_crm = telegram_crm_send::router(send.clone());
     let inbox = inbox_api::router(send);
+    let leads = auto_integration::router(auto_integration::Deps::new(ports, config)?);
     Ok(Router::new(Some(auth))
         .route(Method::GET, "/openapi.yaml", Access::Public, |_, _| async {
             Ok(ApiResponse::raw(
@@ -55,7 +56,8 @@ pub fn router(ports: &Ports, config: &Config) -> anyhow::Result<Router> {
         .merge(webhooks)
         .merge(telegram)
         .merge(telegram_crm)
-        .merge(inbox))
+        .merge(inbox)
+        .merge(leads))
 }
 
 /// Every SQS consumer with the queue that feeds it (functions register theirs here).
@@ -68,9 +70,13 @@ pub fn consumers(
         ports.queue(QueueRole::InboundEvents)?,
     );
     let outbound = outbound_worker::worker(ports, config)?;
+    let intake = auto_integration::Intake::new(auto_integration::Deps::new(ports, config)?, ports)?;
+    let leads = lead_delivery::LeadDelivery::new(ports, config)?;
     Ok(vec![
         (QueueRole::InboundEvents, Arc::new(push)),
         (QueueRole::Outbound, Arc::new(outbound)),
+        (QueueRole::LeadIntake, Arc::new(intake)),
+        (QueueRole::LeadDelivery, Arc::new(leads)),
     ])
 }
 

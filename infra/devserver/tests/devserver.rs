@@ -149,11 +149,10 @@ async fn binary_answers_health_serves_openapi_and_keeps_its_token_across_a_resta
     let second = spawn(dir.path()).await;
     let (status, _) = http_get(&second.addr, "/v1/health").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        second.token.as_deref(),
-        Some(token.as_str()),
-        "the same data directory, the same dev secret"
-    );
+    // The same data directory, the same dev secret: the token printed by the first run
+    // is still accepted below (the printed tokens themselves differ when the restart
+    // crosses a second, since they carry an expiry).
+    assert!(second.token.is_some());
     let path = format!("/v1/integrations/{id}");
     let (status, body) = http(&second.addr, "GET", &path, Some(&token), None).await;
     assert_eq!(status, 200, "the integration survives the restart: {body}");

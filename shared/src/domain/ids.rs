@@ -125,6 +125,12 @@ id_type!(
     "message_id"
 );
 
+id_type!(
+    /// A lead (a request from a site form, a back office, a bot).
+    LeadId,
+    "lead_id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

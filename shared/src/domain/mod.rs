@@ -2,8 +2,9 @@
 
 pub mod ids;
 pub mod inbox;
+pub mod lead;
 pub mod phone;
 pub mod prompt;
 pub mod registry;
 
-pub use ids::{ClientId, DialogId, IdError, IntegrationId, MessageId, TenantId};
+pub use ids::{ClientId, DialogId, IdError, IntegrationId, LeadId, MessageId, TenantId};

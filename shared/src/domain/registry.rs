@@ -382,6 +382,19 @@ pub static REGISTRY: &[IntegrationMeta] = &[
         ],
     ),
     meta(
+        "telegram",
+        LeadTarget,
+        "Telegram (leads to a chat)",
+        "Each lead as a message from a bot to a chat or channel",
+        Some("https://core.telegram.org/bots/api#sendmessage"),
+        &[
+            secret("bot_token", "Bot Token").help("Токен от @BotFather"),
+            text("chat_id", "Chat ID")
+                .rule(Rule::Integer)
+                .help("ID чата или канала, куда бот добавлен"),
+        ],
+    ),
+    meta(
         "webhooks",
         LeadTarget,
         "Webhooks",
@@ -391,6 +404,46 @@ pub static REGISTRY: &[IntegrationMeta] = &[
             url("url", "Endpoint URL"),
             optional(secret("secret", "Signing secret")).help("whsec_…; generated when empty"),
         ],
+    ),
+    meta(
+        "getresponse",
+        LeadTarget,
+        "GetResponse",
+        "E-mail marketing lists (leads are not delivered yet)",
+        Some("https://apireference.getresponse.com/"),
+        &[secret("api_key", "API Key")],
+    ),
+    meta(
+        "sendpulse",
+        LeadTarget,
+        "SendPulse",
+        "E-mail and messenger campaigns (leads are not delivered yet)",
+        Some("https://sendpulse.com/integrations/api"),
+        &[text("client_id", "ID"), secret("client_secret", "Secret")],
+    ),
+    meta(
+        "unisender",
+        LeadTarget,
+        "Unisender",
+        "E-mail campaigns (leads are not delivered yet)",
+        Some("https://www.unisender.com/ru/support/api/"),
+        &[secret("api_key", "API Key")],
+    ),
+    meta(
+        "lptracker",
+        LeadTarget,
+        "LPTracker",
+        "Lead tracking CRM (leads are not delivered yet)",
+        None,
+        &[text("login", "Login"), secret("password", "Password")],
+    ),
+    meta(
+        "uontravel",
+        LeadTarget,
+        "U-ON.Travel",
+        "Travel agency CRM (leads are not delivered yet)",
+        Some("https://api.u-on.ru/"),
+        &[secret("api_key", "API Key")],
     ),
 ];
 
@@ -585,7 +638,13 @@ mod tests {
             "syrve",
             "iiko",
             "email",
+            "telegram",
             "webhooks",
+            "getresponse",
+            "sendpulse",
+            "unisender",
+            "lptracker",
+            "uontravel",
         ];
         let names: Vec<&str> = REGISTRY.iter().map(|m| m.provider).collect();
         assert_eq!(names, expected);
@@ -666,7 +725,7 @@ mod tests {
         /// Property 1 (schema completeness): a config with every required field passes, and
         /// dropping any one required field is refused naming exactly that field.
         #[test]
-        fn schema_names_every_required_field(index in 0usize..18, drop_seed in any::<usize>()) {
+        fn schema_names_every_required_field(index in 0usize..REGISTRY.len(), drop_seed in any::<usize>()) {
             let meta = &REGISTRY[index % REGISTRY.len()];
             let full: Map<String, Value> = meta
                 .config_schema
@@ -688,7 +747,7 @@ mod tests {
 
         /// Arbitrary JSON never panics the validator and never passes unknown keys through.
         #[test]
-        fn arbitrary_configs_are_refused_or_clean(index in 0usize..18, keys in proptest::collection::vec("[a-z_]{1,12}", 0..6), value in ".*") {
+        fn arbitrary_configs_are_refused_or_clean(index in 0usize..REGISTRY.len(), keys in proptest::collection::vec("[a-z_]{1,12}", 0..6), value in ".*") {
             let meta = &REGISTRY[index % REGISTRY.len()];
             let config: Map<String, Value> = keys.iter().map(|k| (k.clone(), Value::String(value.clone()))).collect();
             if let Ok(clean) = meta.validate(&config) {

@@ -24,14 +24,13 @@ use crate::http::idempotency;
 use crate::http::{
     Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Router, Scope,
 };
-use crate::ports::queue::OutgoingMessage;
 use crate::ports::{Clock, Queue};
 use crate::repo::api_keys::ApiKeys;
 use crate::repo::idempotency::{Claim, IdempotencyStore};
 use crate::repo::inbox::Inbox;
 use crate::repo::integrations::Integrations;
 use crate::telemetry::Metrics;
-use crate::worker::{SqsConsumer, backoff, batch_response, receive_count};
+use crate::worker::{SqsConsumer, backoff, receive_count};
 
 pub const TELEGRAM_ROUTE: &str = "/v1/messages/telegram";
 pub const TELEGRAM_CRM_ROUTE: &str = "/v1/messages/telegram-crm";
@@ -446,24 +445,11 @@ impl OutboundWorker {
 
     /// Moves a message to the dead-letter queue with the reason; `true` once it is there.
     async fn dead_letter(&self, body: &str, reason: &str) -> bool {
-        let job = serde_json::from_str::<Value>(body).unwrap_or_else(|_| json!(body));
-        let letter = json!({"reason": reason, "job": job});
         Metrics::new("Integrations")
             .dimension("provider", "telegram")
             .count("dlq", 1)
             .emit();
-        tracing::error!(reason, "outbound message moved to the dead-letter queue");
-        match self
-            .dead_letters
-            .send(OutgoingMessage::new(letter.to_string()))
-            .await
-        {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "dead-letter queue unavailable; the message stays");
-                false
-            }
-        }
+        crate::worker::dead_letter(self.dead_letters.as_ref(), body, reason).await
     }
 }
 
@@ -472,15 +458,6 @@ impl SqsConsumer for OutboundWorker {
     /// The records of a batch are delivered concurrently: one slow provider does not hold
     /// the others up past the function's timeout.
     async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let done =
-            futures::future::join_all(event.records.iter().map(|r| self.handle_record(r))).await;
-        batch_response(
-            event
-                .records
-                .iter()
-                .zip(done)
-                .filter(|(_, ok)| !ok)
-                .filter_map(|(record, _)| record.message_id.clone()),
-        )
+        crate::worker::each_record(&event, |r| self.handle_record(r)).await
     }
 }

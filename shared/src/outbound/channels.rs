@@ -381,6 +381,7 @@ mod tests {
             amocrm: None,
             smtp_host: None,
             smtp_port: None,
+            smtp_tls: Default::default(),
         };
         let providers = ChannelProviders::new(http_client(), &urls);
         for name in ["max", "whatsapp", "viber", "vk", "wappi", "telegram_bot"] {

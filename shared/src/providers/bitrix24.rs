@@ -2,6 +2,8 @@
 //! Live check: `profile.json`. Errors answer `{"error":"…","error_description":"…"}`;
 //! `QUERY_LIMIT_EXCEEDED` is throttling.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -27,7 +29,11 @@ pub fn method_url(webhook_url: &str, method: &str) -> String {
 
 /// Classifies a Bitrix24 error code.
 pub fn classify(status: u16, error: &str, description: &str) -> ProviderError {
-    let reason = short(&format!("{error}: {description}"));
+    let reason = if error.is_empty() {
+        short(description)
+    } else {
+        short(&format!("{error}: {description}"))
+    };
     match error {
         "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" => ProviderError::Transient {
             reason,
@@ -40,6 +46,20 @@ pub fn classify(status: u16, error: &str, description: &str) -> ProviderError {
         | "insufficient_scope"
         | "ACCESS_DENIED" => ProviderError::Auth(reason),
         _ => classify_status(status, reason, None),
+    }
+}
+
+/// Gives a transient error without a delay the answer's `Retry-After`, if any.
+fn with_retry_after(error: ProviderError, retry_after: Option<Duration>) -> ProviderError {
+    match error {
+        ProviderError::Transient {
+            reason,
+            retry_after: None,
+        } => ProviderError::Transient {
+            reason,
+            retry_after,
+        },
+        other => other,
     }
 }
 
@@ -72,10 +92,13 @@ impl Bitrix24Api {
             )
         })?;
         match (envelope.error, envelope.result) {
-            (Some(error), _) => Err(classify(
-                status,
-                &error,
-                envelope.error_description.as_deref().unwrap_or(""),
+            (Some(error), _) => Err(with_retry_after(
+                classify(
+                    status,
+                    &error,
+                    envelope.error_description.as_deref().unwrap_or(""),
+                ),
+                retry_after,
             )),
             (None, Some(result)) if status < 400 => Ok(result),
             _ => Err(classify_status(

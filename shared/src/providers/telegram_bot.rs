@@ -159,6 +159,24 @@ impl TelegramBotApi {
         Ok(sent.message_id.to_string())
     }
 
+    /// Sends a text formatted with the Bot API's HTML style (`sendMessage`,
+    /// `parse_mode: "HTML"`); the caller escapes `<`, `>` and `&` in every value.
+    /// Returns the message id.
+    pub async fn send_html(
+        &self,
+        token: &Secret<String>,
+        chat_id: &str,
+        html: &str,
+    ) -> Result<String, ProviderError> {
+        #[derive(Deserialize)]
+        struct Sent {
+            message_id: i64,
+        }
+        let params = json!({"chat_id": chat_id, "text": html, "parse_mode": "HTML"});
+        let sent: Sent = self.call(token, "sendMessage", params).await?;
+        Ok(sent.message_id.to_string())
+    }
+
     pub async fn delete_webhook(&self, token: &Secret<String>) -> Result<(), ProviderError> {
         self.call::<bool>(token, "deleteWebhook", json!({}))
             .await

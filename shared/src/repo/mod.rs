@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod integration_logs;
 pub mod integrations;
+pub mod leads;
 pub mod rate_limit;
 
 use serde::Serialize;
