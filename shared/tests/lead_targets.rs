@@ -94,6 +94,7 @@ async fn deliver(
         lead: &lead,
         integration: &integration,
         delivery_id: DELIVERY,
+        credentials: &shared::leads::Discard,
     };
     targets.find(kind).unwrap().deliver(&ctx, config).await
 }

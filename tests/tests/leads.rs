@@ -28,6 +28,8 @@ const AMO_REFRESH: &str = "amo_refresh_token_value_0001";
 struct Behaviour {
     /// Bitrix24 answers QUERY_LIMIT_EXCEEDED this many times first.
     bitrix_limited: AtomicUsize,
+    /// amoCRM answers 503 to this many lead calls made with the fresh token.
+    amo_down: AtomicUsize,
     /// The webhook endpoint is gone (410).
     hook_gone: std::sync::atomic::AtomicBool,
     /// Webhook deliveries whose signature verified: (webhook-id, body).
@@ -684,4 +686,48 @@ async fn the_same_idempotency_key_creates_one_lead_and_one_fan_out() {
     );
     sys.deliver_all().await;
     assert_eq!(sys.smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn amocrm_tokens_refreshed_before_a_failed_call_are_already_sealed() {
+    let sys = system().await;
+    sys.connect_all().await;
+    sys.behaviour.amo_down.store(1, Ordering::SeqCst);
+    let lead = sys.post("/v1/leads", &lead_body()).await.json_body()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first attempt refreshes, then the lead call fails: the new pair is sealed anyway.
+    sys.poll(QueueRole::LeadDelivery, sys.delivery.as_ref())
+        .await;
+    let repo = shared::repo::integrations::Integrations::new(
+        sys.ports.table.clone(),
+        sys.ports.secrets().unwrap(),
+        sys.ports.clock.clone(),
+    );
+    let amo = repo
+        .get(
+            &TenantId::parse("acme").unwrap(),
+            &IntegrationId::parse("amo1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        repo.open(&amo).await.unwrap()["refresh_token"].expose(),
+        "fresh_refresh_token"
+    );
+    sys.deliver_all().await;
+    let amo = sys
+        .deliveries(&lead)
+        .await
+        .into_iter()
+        .find(|d| d["type"] == "amocrm")
+        .unwrap();
+    assert_eq!(amo["status"], "delivered");
+    assert_eq!(
+        sys.calls("/oauth2/access_token"),
+        1,
+        "the sealed pair is used, not refreshed again"
+    );
 }

@@ -3,9 +3,10 @@
 //!
 //! Tokens: a missing access token, or a call answered 401, exchanges the refresh token
 //! (`POST /oauth2/access_token`) and retries the call once; the new pair is returned in
-//! [`LeadSent::config_update`] to be sealed back. amoCRM rotates refresh tokens, so a pair
-//! obtained before a failed call is also kept in memory for the next attempt in this
-//! process (it cannot travel with an error).
+//! [`LeadSent::config_update`] to be sealed back. amoCRM rotates refresh tokens, so a new
+//! pair is also handed to the context's `CredentialStore` at once (sealed before the next
+//! call, so a failure of that call loses nothing) and kept in memory for the next attempt
+//! in this process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -49,6 +50,7 @@ impl AmoCrmTarget {
     /// Exchanges the refresh token, remembering the new pair until it is stored.
     async fn refresh(
         &self,
+        credentials: &dyn super::CredentialStore,
         integration: &str,
         subdomain: &str,
         config: &OpenConfig,
@@ -78,6 +80,18 @@ impl AmoCrmTarget {
                 integration.to_owned(),
                 (refresh_token.expose().clone(), tokens.clone()),
             );
+        credentials
+            .save(BTreeMap::from([
+                (
+                    "access_token".to_owned(),
+                    tokens.access_token.expose().clone(),
+                ),
+                (
+                    "refresh_token".to_owned(),
+                    tokens.refresh_token.expose().clone(),
+                ),
+            ]))
+            .await;
         Ok(tokens)
     }
 }
@@ -187,7 +201,13 @@ impl LeadTarget for AmoCrmTarget {
             Some(token) => (token, false),
             None => {
                 let tokens = self
-                    .refresh(integration, subdomain, config, session.refresh.as_ref())
+                    .refresh(
+                        ctx.credentials,
+                        integration,
+                        subdomain,
+                        config,
+                        session.refresh.as_ref(),
+                    )
                     .await?;
                 (session.adopt(tokens), true)
             }
@@ -197,7 +217,13 @@ impl LeadTarget for AmoCrmTarget {
             Ok(created) => (created, token),
             Err(failure) if failure.status == Some(401) && !refreshed => {
                 let tokens = self
-                    .refresh(integration, subdomain, config, session.refresh.as_ref())
+                    .refresh(
+                        ctx.credentials,
+                        integration,
+                        subdomain,
+                        config,
+                        session.refresh.as_ref(),
+                    )
                     .await?;
                 let token = session.adopt(tokens);
                 let created = self.api.add_leads_complex(subdomain, &token, &body).await?;

@@ -479,6 +479,7 @@ mod tests {
             lead: &lead,
             integration: &integration,
             delivery_id,
+            credentials: &crate::leads::Discard,
         };
         email.deliver(&ctx, &config(fields)).await
     }

@@ -29,6 +29,23 @@ pub const NOT_YET_SUPPORTED: [&str; 5] = [
     "uontravel",
 ];
 
+/// Where a target puts credentials the provider rotated (amoCRM's refresh tokens) the
+/// moment it gets them, before its next call: if that call fails, the new pair is
+/// already sealed into the integration and the next attempt — in any process — uses it.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Seals these config fields into the integration (best effort; a failure is logged).
+    async fn save(&self, update: BTreeMap<String, String>);
+}
+
+/// A store that keeps nothing (tests, and callers that seal `LeadSent::config_update`).
+pub struct Discard;
+
+#[async_trait]
+impl CredentialStore for Discard {
+    async fn save(&self, _: BTreeMap<String, String>) {}
+}
+
 /// What a target is given for one delivery.
 pub struct LeadContext<'a> {
     pub lead: &'a Lead,
@@ -36,6 +53,7 @@ pub struct LeadContext<'a> {
     /// Stable across the retries of one delivery round (`lead × integration × round`):
     /// the `webhook-id` of a signed webhook, a dedupe key wherever a target takes one.
     pub delivery_id: &'a str,
+    pub credentials: &'a dyn CredentialStore,
 }
 
 /// A delivered lead.

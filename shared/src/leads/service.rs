@@ -132,6 +132,26 @@ impl LeadService {
     }
 }
 
+/// Seals rotated credentials into the integration as soon as a target gets them.
+struct Reseal<'a> {
+    service: &'a LeadService,
+    integration: &'a Integration,
+    config: &'a crate::repo::integrations::OpenConfig,
+}
+
+#[async_trait::async_trait]
+impl super::CredentialStore for Reseal<'_> {
+    async fn save(&self, update: BTreeMap<String, String>) {
+        if let Err(e) = self
+            .service
+            .seal_back(self.integration, self.config, update)
+            .await
+        {
+            tracing::warn!(integration_id = %self.integration.id, error = %e, "rotated credentials not saved");
+        }
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<String, LeadError> {
     serde_json::to_string(value).map_err(|e| {
         LeadError::Repo(RepoError::Table(
@@ -382,6 +402,11 @@ impl LeadService {
                     lead: &lead,
                     integration: &integration,
                     delivery_id: &delivery_id,
+                    credentials: &Reseal {
+                        service: self,
+                        integration: &integration,
+                        config: &config,
+                    },
                 },
                 &config,
             )
