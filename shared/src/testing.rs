@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 /// One request the fake provider received.
@@ -27,8 +27,6 @@ impl Recorded {
     }
 }
 
-type Responder = dyn Fn(&Recorded) -> (u16, Value) + Send + Sync;
-
 pub struct FakeServer {
     pub base: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -36,52 +34,19 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    /// Starts a server answering every request with `respond`.
+    /// Starts a server answering every request with `respond` (a JSON body).
     pub async fn start(
         respond: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let respond: Arc<Responder> = Arc::new(respond);
-        let log = requests.clone();
-        let app = axum::Router::new().fallback(move |request: Request| {
-            let log = log.clone();
-            let respond = respond.clone();
-            async move {
-                let (parts, body) = request.into_parts();
-                let bytes: Bytes = axum::body::to_bytes(body, 1 << 20)
-                    .await
-                    .unwrap_or_default();
-                let recorded = Recorded {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_owned(),
-                    query: parts.uri.query().map(str::to_owned),
-                    headers: parts.headers,
-                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                    raw: bytes.to_vec(),
-                };
-                let (status, body) = respond(&recorded);
-                log.lock().unwrap_or_else(|p| p.into_inner()).push(recorded);
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let response: Response = (
-                    status,
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body.to_string(),
-                )
-                    .into_response();
-                response
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self {
-            base,
-            requests,
-            _task: task,
+        Self::start_with_headers(move |request| {
+            let (status, body) = respond(request);
+            (
+                status,
+                vec![("content-type", "application/json".to_owned())],
+                body,
+            )
         })
+        .await
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -640,7 +605,8 @@ fn smtp_path(arg: &str, prefix: &str) -> String {
 // ---- Lead targets ----------------------------------------------------------------------
 
 /// An answer of [`FakeServer::start_with_headers`]: status, headers, body. A
-/// `Value::String` body is sent as it is (`text/plain`), anything else as JSON.
+/// `Value::String` body is sent as it is (`text/plain`) unless a JSON `content-type` is
+/// given, anything else as JSON.
 pub type Reply = (u16, Vec<(&'static str, String)>, Value);
 
 impl FakeServer {
@@ -670,8 +636,11 @@ impl FakeServer {
                 };
                 let (status, headers, body) = respond(&recorded);
                 log.lock().unwrap_or_else(|p| p.into_inner()).push(recorded);
+                let json = headers.iter().any(|(name, value)| {
+                    name.eq_ignore_ascii_case("content-type") && value.contains("json")
+                });
                 let (content_type, body) = match body {
-                    Value::String(text) => ("text/plain", text),
+                    Value::String(text) if !json => ("text/plain", text),
                     other => ("application/json", other.to_string()),
                 };
                 let mut response = Response::new(axum::body::Body::from(body));
@@ -951,4 +920,29 @@ impl crate::ports::Queue for CountingQueue {
             .change_visibility(receipt_handle, visibility)
             .await
     }
+}
+
+/// An event of `events/{function}/{name}.json` (the files `sam local invoke -e` and
+/// `cargo lambda invoke --data-file` use), as JSON.
+#[allow(clippy::expect_used)]
+pub fn event(function: &str, name: &str) -> Value {
+    let path = format!(
+        "{}/../events/{function}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("an event file"))
+        .expect("an event is JSON")
+}
+
+/// The status code of an API Gateway v2 response document.
+pub fn status_of(response: &Value) -> u64 {
+    response["statusCode"].as_u64().unwrap_or_default()
+}
+
+/// The JSON body of an API Gateway v2 response document.
+pub fn body_of(response: &Value) -> Value {
+    response["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::backend;
 use shared::config::{Config, QueueRole};
 use shared::domain::lead::Lead;
@@ -16,22 +16,6 @@ use shared::testing::{FakeServer, SmtpSink, store_integration};
 
 const LEAD: &str = "01jd9a0000000000000000lead";
 const BOT_TOKEN: &str = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
-
-fn event(function: &str, name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/{function}/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn status(response: &Value) -> u64 {
-    response["statusCode"].as_u64().unwrap()
-}
-
-fn body(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn auto_integration_and_lead_delivery_events() {
@@ -98,35 +82,45 @@ async fn auto_integration_and_lead_delivery_events() {
         let router = &router;
         let intake = &intake;
         async move {
-            dispatch(router, intake, event("auto-integration", name))
-                .await
-                .unwrap()
+            dispatch(
+                router,
+                intake,
+                shared::testing::event("auto-integration", name),
+            )
+            .await
+            .unwrap()
         }
     };
     let routed = http("routing-put-entity").await;
-    assert_eq!(status(&routed), 200, "{routed}");
+    assert_eq!(shared::testing::status_of(&routed), 200, "{routed}");
     let created = http("create-lead").await;
-    assert_eq!(status(&created), 201, "{created}");
+    assert_eq!(shared::testing::status_of(&created), 201, "{created}");
     assert_eq!(
-        body(&created)["dispatch"]["report"]["dispatched"]
+        shared::testing::body_of(&created)["dispatch"]["report"]["dispatched"]
             .as_array()
             .unwrap()
             .len(),
         2
     );
     assert_eq!(
-        body(&http("create-lead-delayed").await)["dispatch"]["status"],
+        shared::testing::body_of(&http("create-lead-delayed").await)["dispatch"]["status"],
         "scheduled"
     );
-    assert_eq!(status(&http("create-lead-invalid").await), 422);
-    assert_eq!(body(&http("deliveries").await)["items"], json!([]));
+    assert_eq!(
+        shared::testing::status_of(&http("create-lead-invalid").await),
+        422
+    );
+    assert_eq!(
+        shared::testing::body_of(&http("deliveries").await)["items"],
+        json!([])
+    );
     let one = http("resend-one").await;
     assert_eq!(
-        body(&one)["dispatched"][0]["integration_id"],
+        shared::testing::body_of(&one)["dispatched"][0]["integration_id"],
         "tg1",
         "{one}"
     );
-    let bulk = body(&http("resend-bulk").await);
+    let bulk = shared::testing::body_of(&http("resend-bulk").await);
     assert_eq!(
         (
             bulk["dispatched_count"].as_u64(),
@@ -143,7 +137,7 @@ async fn auto_integration_and_lead_delivery_events() {
             dispatch(
                 &lead_delivery::router(),
                 delivery,
-                event("lead-delivery", name),
+                shared::testing::event("lead-delivery", name),
             )
             .await
             .unwrap()

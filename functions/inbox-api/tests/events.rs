@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use shared::backend;
 use shared::config::{Config, QueueRole};
 use shared::domain::inbox::{Client, Dialog, Identity};
@@ -15,22 +14,6 @@ use shared::ports::SystemClock;
 
 const CLIENT: &str = "01jd8x3k5q9w2e4r6t8y0vxz7m";
 const DIALOG: &str = "dlg_5dafd2decf33560c0d26610bcc5d179d";
-
-fn event(name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/inbox-api/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn status(response: &Value) -> u64 {
-    response["statusCode"].as_u64().unwrap()
-}
-
-fn body(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn inbox_api_events() {
@@ -94,31 +77,44 @@ async fn inbox_api_events() {
     let run = |name: &'static str| {
         let router = &router;
         let worker = &worker;
-        async move { dispatch(router, worker, event(name)).await.unwrap() }
+        async move {
+            dispatch(router, worker, shared::testing::event("inbox-api", name))
+                .await
+                .unwrap()
+        }
     };
     let created = run("create-client").await;
-    assert_eq!(status(&created), 201, "{created}");
+    assert_eq!(shared::testing::status_of(&created), 201, "{created}");
     let found = run("find-client").await;
-    assert_eq!(status(&found), 200);
-    assert_eq!(body(&found)["items"][0]["id"], body(&created)["id"]);
+    assert_eq!(shared::testing::status_of(&found), 200);
+    assert_eq!(
+        shared::testing::body_of(&found)["items"][0]["id"],
+        shared::testing::body_of(&created)["id"]
+    );
     let got = run("get-client").await;
-    assert_eq!(status(&got), 200);
-    assert_eq!(body(&got)["dialogs"][0]["id"], DIALOG);
+    assert_eq!(shared::testing::status_of(&got), 200);
+    assert_eq!(shared::testing::body_of(&got)["dialogs"][0]["id"], DIALOG);
     let dialogs = run("list-dialogs").await;
-    assert_eq!(body(&dialogs)["items"][0]["id"], DIALOG);
+    assert_eq!(shared::testing::body_of(&dialogs)["items"][0]["id"], DIALOG);
     let reply = run("reply").await;
-    assert_eq!(status(&reply), 202, "{reply}");
-    assert_eq!(body(&reply)["status"], "queued");
+    assert_eq!(shared::testing::status_of(&reply), 202, "{reply}");
+    assert_eq!(shared::testing::body_of(&reply)["status"], "queued");
     let again = run("reply").await;
     assert_eq!(
-        body(&again)["id"],
-        body(&reply)["id"],
+        shared::testing::body_of(&again)["id"],
+        shared::testing::body_of(&reply)["id"],
         "the event's Idempotency-Key"
     );
     let messages = run("list-messages").await;
-    assert_eq!(body(&messages)["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        shared::testing::body_of(&messages)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     for bad in ["reply-empty", "reply-unknown-attachment"] {
-        assert_eq!(status(&run(bad).await), 422, "{bad}");
+        assert_eq!(shared::testing::status_of(&run(bad).await), 422, "{bad}");
     }
     let queue = ports.queue(QueueRole::Outbound).unwrap();
     assert_eq!(shared::testing::drain(queue.as_ref()).await.len(), 1);

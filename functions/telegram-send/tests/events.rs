@@ -14,14 +14,6 @@ use support::{App, app};
 
 const CLIENT: &str = "01jd8x3k5q9w2e4r6t8y0vxz7m";
 
-fn event(function: &str, name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/{function}/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// The tenant, integrations and client the events name.
 async fn setup() -> App {
     let app = app().await;
@@ -47,31 +39,26 @@ async fn setup() -> App {
 }
 
 async fn invoke(app: &App, router: &Router, function: &str, name: &str) -> Value {
-    dispatch(router, &app.worker, event(function, name))
+    dispatch(router, &app.worker, shared::testing::event(function, name))
         .await
         .unwrap()
-}
-
-fn status(response: &Value) -> u64 {
-    response["statusCode"].as_u64().unwrap()
-}
-
-fn body(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
 }
 
 #[tokio::test]
 async fn telegram_send_events() {
     let app = setup().await;
     let sent = invoke(&app, &app.send, "telegram-send", "send-text").await;
-    assert_eq!(status(&sent), 200, "{sent}");
-    assert_eq!(body(&sent)["integration_id"], "crm1");
+    assert_eq!(shared::testing::status_of(&sent), 200, "{sent}");
+    assert_eq!(shared::testing::body_of(&sent)["integration_id"], "crm1");
     let file = invoke(&app, &app.send, "telegram-send", "send-file").await;
-    assert_eq!(status(&file), 200, "{file}");
+    assert_eq!(shared::testing::status_of(&file), 200, "{file}");
     let first = invoke(&app, &app.send, "telegram-send", "idempotent").await;
     let again = invoke(&app, &app.send, "telegram-send", "idempotent").await;
-    assert_eq!(status(&first), 200);
-    assert_eq!(body(&first), body(&again));
+    assert_eq!(shared::testing::status_of(&first), 200);
+    assert_eq!(
+        shared::testing::body_of(&first),
+        shared::testing::body_of(&again)
+    );
     assert_eq!(
         app.sends()
             .iter()
@@ -81,21 +68,21 @@ async fn telegram_send_events() {
     );
     for bad in ["bad-empty", "bad-file-url"] {
         let r = invoke(&app, &app.send, "telegram-send", bad).await;
-        assert_eq!(status(&r), 422, "{bad}: {r}");
+        assert_eq!(shared::testing::status_of(&r), 422, "{bad}: {r}");
     }
     // The event's API key is not one of this tenant's.
     let r = invoke(&app, &app.send, "telegram-send", "api-key").await;
-    assert_eq!(status(&r), 401);
+    assert_eq!(shared::testing::status_of(&r), 401);
 }
 
 #[tokio::test]
 async fn telegram_crm_send_events() {
     let app = setup().await;
     let sent = invoke(&app, &app.crm, "telegram-crm-send", "send").await;
-    assert_eq!(status(&sent), 200, "{sent}");
-    assert_eq!(body(&sent)["provider"], "telegram_crm");
+    assert_eq!(shared::testing::status_of(&sent), 200, "{sent}");
+    assert_eq!(shared::testing::body_of(&sent)["provider"], "telegram_crm");
     let missing = invoke(&app, &app.crm, "telegram-crm-send", "missing-integration").await;
-    assert_eq!(status(&missing), 422);
+    assert_eq!(shared::testing::status_of(&missing), 422);
 }
 
 #[tokio::test]
