@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         devserver::jwt_secret(std::env::var("LOCAL_JWT_SECRET").ok(), &data_dir)?;
     let now = jiff::Timestamp::now().as_second();
     let token = devserver::dev_token(&secret, now)?;
+    let stop = shutdown_signal();
     let server = devserver::start(&config_with_base(&mut config, port), port, secret).await?;
     say(&format!("devserver listening on http://{}", server.addr));
     say(&format!("data directory: {}", data_dir.display()));
@@ -30,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
             devserver::DEMO_TENANT
         ));
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
@@ -49,23 +50,22 @@ fn config_with_base(config: &mut Config, port: u16) -> Config {
     config.clone()
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for Ctrl-C and SIGTERM at once (before the server announces itself, so a
+/// signal that follows the announcement is never the default "terminate" action), and
+/// returns the future that resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
