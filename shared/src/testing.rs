@@ -57,28 +57,38 @@ impl FakeServer {
     }
 }
 
+/// The Bot API method a request calls, or Telegram's answer to a bad path (404) or a
+/// token other than `valid_token` (401).
+fn bot_method<'a>(req: &'a Recorded, valid_token: &str) -> Result<&'a str, (u16, Value)> {
+    let Some((token, method)) = req
+        .path
+        .strip_prefix("/bot")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return Err((
+            404,
+            json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+        ));
+    };
+    if token != valid_token {
+        return Err((
+            401,
+            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+        ));
+    }
+    Ok(method)
+}
+
 /// The Telegram Bot API for one valid token: `getMe`, `setWebhook`, `deleteWebhook`;
 /// any other token is answered as Telegram does (401 Unauthorized).
 pub fn telegram_bot_api(
     valid_token: &'static str,
 ) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
     move |req| {
-        let Some((token, method)) = req
-            .path
-            .strip_prefix("/bot")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return (
-                404,
-                json!({"ok": false, "error_code": 404, "description": "Not Found"}),
-            );
+        let method = match bot_method(req, valid_token) {
+            Ok(method) => method,
+            Err(answer) => return answer,
         };
-        if token != valid_token {
-            return (
-                401,
-                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-            );
-        }
         match method {
             "getMe" => (
                 200,
@@ -742,22 +752,10 @@ pub fn telegram_send_api(
     chat_id: &'static str,
 ) -> impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static {
     move |req| {
-        let Some((token, method)) = req
-            .path
-            .strip_prefix("/bot")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return (
-                404,
-                json!({"ok": false, "error_code": 404, "description": "Not Found"}),
-            );
+        let method = match bot_method(req, valid_token) {
+            Ok(method) => method,
+            Err(answer) => return answer,
         };
-        if token != valid_token {
-            return (
-                401,
-                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-            );
-        }
         if method != "sendMessage" {
             return (
                 404,

@@ -428,7 +428,11 @@ impl OutboundSender {
             else {
                 continue;
             };
-            let Some(provider) = self.providers.find(&integration.provider) else {
+            let Some(provider) = self
+                .providers
+                .find(&integration.provider)
+                .filter(|p| p.addresses(route.recipient.kind))
+            else {
                 continue;
             };
             if !configs.contains_key(&integration.id) {
