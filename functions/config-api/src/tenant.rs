@@ -1,5 +1,8 @@
 //! `DELETE /v1/tenant`: removes every item of the tenant — integrations with their sealed
-//! credentials, logs, profile, catalog, prompts, API keys. Owner only.
+//! credentials, logs, profile, catalog, prompts, API keys, and (all in the tenant's
+//! partition too) clients, dialogs, messages, leads with their deliveries and routing,
+//! idempotency and rate-limit records. Owner only. Queue messages still in flight for the
+//! tenant find nothing and end without sending.
 
 use http::StatusCode;
 use serde_json::json;
