@@ -188,3 +188,13 @@ where
             .filter_map(|(record, _)| record.message_id.clone()),
     )
 }
+
+/// Leaves a failed record on its queue and makes it visible again after `after` (the
+/// backoff). If the visibility cannot be changed the queue's own timeout applies.
+pub async fn retry_later(queue: &dyn Queue, record: &SqsMessage, after: Duration) {
+    if let Some(handle) = &record.receipt_handle
+        && let Err(e) = queue.change_visibility(handle, after).await
+    {
+        tracing::warn!(error = %e, "visibility not changed; the queue's default applies");
+    }
+}

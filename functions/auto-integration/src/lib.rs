@@ -537,7 +537,7 @@ impl Intake {
                 dead_letter(self.dead_letters.as_ref(), body, &reason).await
             }
             Ok(Outcome::Retry(after)) => {
-                self.retry(record, after).await;
+                shared::worker::retry_later(self.queue.as_ref(), record, after).await;
                 false
             }
             Err(e) if receives >= QueueRole::LeadIntake.max_receives() => {
@@ -545,17 +545,9 @@ impl Intake {
             }
             Err(e) => {
                 tracing::warn!(tenant_id = %job.tenant_id, lead_id = %job.lead_id, error = %e, "fan-out failed; retried later");
-                self.retry(record, backoff(receives)).await;
+                shared::worker::retry_later(self.queue.as_ref(), record, backoff(receives)).await;
                 false
             }
-        }
-    }
-
-    async fn retry(&self, record: &SqsMessage, after: Duration) {
-        if let Some(handle) = &record.receipt_handle
-            && let Err(e) = self.queue.change_visibility(handle, after).await
-        {
-            tracing::warn!(error = %e, "visibility not changed; the queue's default applies");
         }
     }
 }

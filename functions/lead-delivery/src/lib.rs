@@ -69,11 +69,7 @@ impl LeadDelivery {
                 backoff(receives)
             }
         };
-        if let Some(handle) = &record.receipt_handle
-            && let Err(e) = self.queue.change_visibility(handle, after).await
-        {
-            tracing::warn!(error = %e, "visibility not changed; the queue's default applies");
-        }
+        shared::worker::retry_later(self.queue.as_ref(), record, after).await;
         false
     }
 }

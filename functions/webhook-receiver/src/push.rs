@@ -16,7 +16,7 @@ use shared::domain::TenantId;
 use shared::ports::Queue;
 use shared::signing::StandardWebhooks;
 use shared::telemetry::Metrics;
-use shared::worker::{SqsConsumer, backoff, batch_response, receive_count};
+use shared::worker::{SqsConsumer, backoff, batch_response, receive_count, retry_later};
 
 use crate::Deps;
 
@@ -93,14 +93,7 @@ impl BotPush {
                     .dimension("provider", "bot_webhook")
                     .count("push_failed", 1)
                     .emit();
-                if let Some(handle) = &record.receipt_handle
-                    && let Err(e) = self
-                        .queue
-                        .change_visibility(handle, backoff(receives))
-                        .await
-                {
-                    tracing::warn!(error = %e, "visibility not extended; the queue's default applies");
-                }
+                retry_later(self.queue.as_ref(), record, backoff(receives)).await;
                 false
             }
         }

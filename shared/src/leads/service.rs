@@ -152,14 +152,6 @@ impl super::CredentialStore for Reseal<'_> {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, LeadError> {
-    serde_json::to_string(value).map_err(|e| {
-        LeadError::Repo(RepoError::Table(
-            crate::ports::table::TableError::Validation(e.to_string()),
-        ))
-    })
-}
-
 impl LeadService {
     /// The enabled integrations attached to the lead's entity or project, deduplicated.
     pub async fn integrations_of(&self, lead: &Lead) -> Result<Vec<Integration>, RepoError> {
@@ -239,7 +231,7 @@ impl LeadService {
         for batch in jobs.chunks(10) {
             let messages = batch
                 .iter()
-                .map(|job| encode(job).map(OutgoingMessage::new))
+                .map(OutgoingMessage::json)
                 .collect::<Result<Vec<_>, _>>()?;
             self.deliveries.send_batch(messages).await?;
         }
@@ -275,7 +267,7 @@ impl LeadService {
             integration_types: types,
         };
         self.intake
-            .send(OutgoingMessage::new(encode(&job)?).delayed(delay.min(MAX_DELAY)))
+            .send(OutgoingMessage::json(&job)?.delayed(delay.min(MAX_DELAY)))
             .await?;
         Ok(not_before)
     }
@@ -287,7 +279,7 @@ impl LeadService {
         if now < job.not_before {
             let left = Duration::try_from(job.not_before.duration_since(now)).unwrap_or_default();
             self.intake
-                .send(OutgoingMessage::new(encode(job)?).delayed(left.min(MAX_DELAY)))
+                .send(OutgoingMessage::json(job)?.delayed(left.min(MAX_DELAY)))
                 .await?;
             return Ok(Outcome::Done);
         }

@@ -385,12 +385,12 @@ impl OutboundWorker {
             Ok(JobResult::Done) => true,
             Ok(JobResult::Dead(reason)) => self.dead_letter(body, &reason).await,
             Ok(JobResult::Retry(after)) => {
-                self.retry_after(record, after).await;
+                crate::worker::retry_later(self.queue.as_ref(), record, after).await;
                 false
             }
             Err(e) => {
                 tracing::warn!(error = %e, "outbound delivery failed; retried later");
-                self.retry_after(record, backoff(receives)).await;
+                crate::worker::retry_later(self.queue.as_ref(), record, backoff(receives)).await;
                 false
             }
         }
@@ -433,14 +433,6 @@ impl OutboundWorker {
             }
         }
         result
-    }
-
-    async fn retry_after(&self, record: &SqsMessage, after: std::time::Duration) {
-        if let Some(handle) = &record.receipt_handle
-            && let Err(e) = self.queue.change_visibility(handle, after).await
-        {
-            tracing::warn!(error = %e, "visibility not changed; the queue's default applies");
-        }
     }
 
     /// Moves a message to the dead-letter queue with the reason; `true` once it is there.

@@ -580,7 +580,7 @@ impl OutboundSender {
         &self,
         id: &MessageId,
         dialog: DialogId,
-        profile: &ClientProfile,
+        client: &ClientId,
         integration: &Integration,
         content: &Outgoing,
         status: DeliveryStatus,
@@ -592,15 +592,19 @@ impl OutboundSender {
             id: id.clone(),
             tenant_id: integration.tenant_id.clone(),
             dialog_id: dialog,
-            client_id: profile.client.id.clone(),
+            client_id: client.clone(),
             integration_id: integration.id.clone(),
             channel: channel_of(integration),
             provider: integration.provider.clone(),
             direction: Direction::Outbound,
-            kind: "message".into(),
+            kind: if content.template.is_some() {
+                "template".into()
+            } else {
+                "message".into()
+            },
             text: content.text.clone(),
             attachments: attachment(content),
-            payload: None,
+            payload: content.template.as_ref().map(|t| t.name.clone()),
             provider_message_id,
             reply_to: None,
             status: Some(status),
@@ -631,7 +635,7 @@ impl OutboundSender {
         let message = self.message(
             id,
             dialog,
-            profile,
+            &profile.client.id,
             integration,
             content,
             DeliveryStatus::Sent,
@@ -673,7 +677,7 @@ impl OutboundSender {
         let message = self.message(
             &request.message_id,
             dialog.clone(),
-            profile,
+            &profile.client.id,
             integration,
             &request.content,
             DeliveryStatus::Queued,
@@ -698,22 +702,33 @@ impl OutboundSender {
             routes: routes.to_vec(),
             placeholder_dialog: dialog.clone(),
         };
-        let body = serde_json::to_string(&job).map_err(|e| {
-            RepoError::Table(crate::ports::table::TableError::Validation(e.to_string()))
-        })?;
         let delay = retry_after.unwrap_or(DEFAULT_REQUEUE).min(MAX_DELAY);
-        if let Err(e) = self
-            .outbound
-            .send(OutgoingMessage::new(body).delayed(delay))
-            .await
-        {
+        self.enqueue(&job, Some(delay), integration, &message.attempts)
+            .await?;
+        Ok(message)
+    }
+
+    /// Puts a job on the outbound queue; if the queue refuses it, its `queued`
+    /// placeholder ends `failed` (nothing would ever deliver it) and the error is returned.
+    async fn enqueue(
+        &self,
+        job: &OutboundJob,
+        delay: Option<Duration>,
+        integration: &Integration,
+        attempts: &[Attempt],
+    ) -> Result<(), SendError> {
+        let mut message = OutgoingMessage::json(job)?;
+        if let Some(delay) = delay {
+            message = message.delayed(delay);
+        }
+        if let Err(e) = self.outbound.send(message).await {
             self.inbox
                 .fail(
-                    &request.tenant_id,
-                    &dialog,
-                    &request.message_id,
+                    &job.tenant_id,
+                    &job.placeholder_dialog,
+                    &job.message_id,
                     "the outbound queue was unavailable",
-                    &message.attempts,
+                    attempts,
                 )
                 .await?;
             return Err(e.into());
@@ -722,7 +737,7 @@ impl OutboundSender {
             .dimension("provider", integration.provider.as_str())
             .count("queued", 1)
             .emit();
-        Ok(message)
+        Ok(())
     }
 
     /// Delivers a queued message: the worker's side of a transient failure. Idempotent:
@@ -847,33 +862,19 @@ impl OutboundSender {
         message_id: &MessageId,
         content: &Outgoing,
     ) -> Result<Message, SendError> {
-        let now = self.clock.now();
-        let mut message = Message {
-            id: message_id.clone(),
-            tenant_id: dialog.tenant_id.clone(),
-            dialog_id: dialog.id.clone(),
-            client_id: dialog.client_id.clone(),
-            integration_id: integration.id.clone(),
-            channel: dialog.channel.clone(),
-            provider: integration.provider.clone(),
-            direction: Direction::Outbound,
-            kind: if content.template.is_some() {
-                "template".into()
-            } else {
-                "message".into()
-            },
-            text: content.text.clone(),
-            attachments: attachment(content),
-            payload: content.template.as_ref().map(|t| t.name.clone()),
-            provider_message_id: None,
-            reply_to: None,
-            status: Some(DeliveryStatus::Queued),
-            status_reason: None,
-            sent_at: now,
-            created_at: now,
-            edited_at: None,
-            attempts: Vec::new(),
-        };
+        let mut message = self.message(
+            message_id,
+            dialog.id.clone(),
+            &dialog.client_id,
+            integration,
+            content,
+            DeliveryStatus::Queued,
+            None,
+            Vec::new(),
+            self.clock.now(),
+        );
+        // The dialog's own network, as its inbound messages name it.
+        message.channel = dialog.channel.clone();
         let fresh = self
             .inbox
             .record_outbound(&OutboundRecord {
@@ -908,25 +909,7 @@ impl OutboundSender {
             }],
             placeholder_dialog: dialog.id.clone(),
         };
-        let body = serde_json::to_string(&job).map_err(|e| {
-            RepoError::Table(crate::ports::table::TableError::Validation(e.to_string()))
-        })?;
-        if let Err(e) = self.outbound.send(OutgoingMessage::new(body)).await {
-            self.inbox
-                .fail(
-                    &dialog.tenant_id,
-                    &dialog.id,
-                    message_id,
-                    "the outbound queue was unavailable",
-                    &[],
-                )
-                .await?;
-            return Err(e.into());
-        }
-        Metrics::new("Integrations")
-            .dimension("provider", integration.provider.as_str())
-            .count("queued", 1)
-            .emit();
+        self.enqueue(&job, None, integration, &[]).await?;
         Ok(message)
     }
 }

@@ -29,6 +29,13 @@ impl OutgoingMessage {
         }
     }
 
+    /// A message whose body is `value` as JSON.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Self, QueueError> {
+        serde_json::to_string(value)
+            .map(Self::new)
+            .map_err(|e| QueueError::Validation(e.to_string()))
+    }
+
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
