@@ -26,7 +26,7 @@ use shared::repo::idempotency::IdempotencyStore;
 use shared::repo::inbox::Inbox;
 use shared::repo::integrations::{Integration, Integrations, OpenConfig};
 use shared::repo::rate_limit::RateLimiter;
-use shared::telemetry::Metrics;
+use shared::telemetry::{Metrics, metric_names as metric};
 
 use pipeline::Outcome;
 use providers::{Rejection, WebhookProvider, WebhookRequest};
@@ -142,12 +142,18 @@ async fn handle(
         _ => receive(deps, provider, &integration, &config, &wreq).await,
     };
     drop(_guard);
-    let metrics = Metrics::new("Integrations").dimension("provider", name.clone());
+    let metrics = Metrics::provider(name.as_str());
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
             tracing::info!(parent: &span, status = e.status.as_u16(), code = %e.code, "webhook refused");
-            metrics.clone().count("webhook_refused", 1).emit();
+            // 5xx: not stored, the provider redelivers; 4xx: refused (signature, body, …).
+            let name = if e.status.is_server_error() {
+                metric::WEBHOOK_FAILED
+            } else {
+                metric::WEBHOOK_REFUSED
+            };
+            metrics.clone().count(name, 1).emit();
             ApiResponse::error(&e)
         }
     };
@@ -160,7 +166,10 @@ async fn handle(
             .insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     metrics
-        .millis("webhook_latency", started.elapsed().as_secs_f64() * 1000.0)
+        .millis(
+            metric::WEBHOOK_LATENCY,
+            started.elapsed().as_secs_f64() * 1000.0,
+        )
         .emit();
     Ok(response)
 }
@@ -222,7 +231,7 @@ async fn receive(
             }
         }
     }
-    let metrics = Metrics::new("Integrations").dimension("provider", provider.name().to_owned());
+    let metrics = Metrics::provider(provider.name());
     let mut in_progress = false;
     let (mut processed, mut duplicates) = (0u64, 0u64);
     for event in &parsed.events {
@@ -232,14 +241,13 @@ async fn receive(
             Ok(Outcome::InProgress) => in_progress = true,
             Err(e) => {
                 tracing::error!(error = %e, event_id = %event.event_id, "webhook event not stored; the provider will redeliver");
-                metrics.clone().count("webhook_failed", 1).emit();
                 return Err(ApiError::unavailable());
             }
         }
     }
     metrics
-        .count("webhook_processed", processed)
-        .count("duplicates_dropped", duplicates)
+        .count(metric::WEBHOOK_RECEIVED, processed)
+        .count(metric::DUPLICATE_DROPPED, duplicates)
         .emit();
     if duplicates > 0 {
         tracing::info!(duplicates, "duplicate events dropped");

@@ -12,13 +12,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
+use shared::config::QueueRole;
 use shared::domain::TenantId;
 use shared::ports::Queue;
 use shared::signing::StandardWebhooks;
-use shared::telemetry::Metrics;
+use shared::telemetry::{Metrics, metric_names as metric};
 use shared::worker::{SqsConsumer, backoff, batch_response, receive_count, retry_later};
+use tracing::Instrument as _;
 
 use crate::Deps;
+
+/// The `provider` dimension of the push to a tenant's bot.
+const PROVIDER: &str = "bot_webhook";
 
 pub struct BotPush {
     deps: Arc<Deps>,
@@ -60,6 +65,7 @@ impl BotPush {
         let signer = StandardWebhooks::new(secret.expose()).map_err(|_| PushError::Secret)?;
         let timestamp = self.deps.clock.now().as_second();
         let signature = signer.sign(&envelope.id, timestamp, body.as_bytes());
+        let started = std::time::Instant::now();
         let response = self
             .deps
             .http
@@ -70,7 +76,20 @@ impl BotPush {
             .header("webhook-signature", signature)
             .body(body.to_owned())
             .send()
-            .await
+            .await;
+        let delivered = response.as_ref().is_ok_and(|r| r.status().is_success());
+        Metrics::provider(PROVIDER)
+            .count(
+                if delivered {
+                    metric::SENT
+                } else {
+                    metric::PROVIDER_ERROR
+                },
+                1,
+            )
+            .millis(metric::LATENCY, started.elapsed().as_secs_f64() * 1000.0)
+            .emit();
+        let response = response
             .map_err(|e| PushError::Transport(shared::providers::transport_error(e).to_string()))?;
         if response.status().is_success() {
             Ok(())
@@ -84,15 +103,24 @@ impl BotPush {
         let tenant = serde_json::from_str::<Envelope>(body)
             .map(|e| e.tenant_id.to_string())
             .unwrap_or_default();
-        match self.deliver(body).await {
+        let receives = receive_count(record);
+        let span = tracing::info_span!("push", tenant_id = %tenant, provider = PROVIDER, receives);
+        match self.deliver(body).instrument(span.clone()).await {
             Ok(()) => true,
             Err(e) => {
-                let receives = receive_count(record);
-                tracing::warn!(tenant_id = %tenant, receives, error = %e, "bot webhook push failed; retried later");
-                Metrics::new("Integrations")
-                    .dimension("provider", "bot_webhook")
-                    .count("push_failed", 1)
-                    .emit();
+                span.in_scope(
+                    || tracing::warn!(error = %e, "bot webhook push failed; retried later"),
+                );
+                // After the last receive SQS moves the event to the DLQ.
+                let metrics = Metrics::provider(PROVIDER);
+                if receives >= QueueRole::InboundEvents.max_receives() {
+                    metrics
+                        .count(metric::FAILED, 1)
+                        .count(metric::DLQ, 1)
+                        .emit();
+                } else {
+                    metrics.count(metric::QUEUED, 1).emit();
+                }
                 retry_later(self.queue.as_ref(), record, backoff(receives)).await;
                 false
             }

@@ -10,6 +10,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use http::{Method, StatusCode};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::auth::{Authenticator, Principal, Scope};
 use super::error::ApiError;
@@ -95,6 +96,23 @@ impl Route {
         }
         Some(params)
     }
+}
+
+/// The integration a route's path names (`{integration_id}`, or `{id}` under
+/// `/v1/integrations/`), when it is a well-formed id: logged on the request span.
+fn integration_param<'a>(
+    pattern: &str,
+    params: &'a std::collections::HashMap<String, String>,
+) -> Option<&'a str> {
+    let raw = params.get("integration_id").or_else(|| {
+        pattern
+            .starts_with("/v1/integrations/")
+            .then(|| params.get("id"))
+            .flatten()
+    })?;
+    crate::domain::IntegrationId::parse(raw.as_str())
+        .ok()
+        .map(|_| raw.as_str())
 }
 
 #[derive(Clone)]
@@ -214,14 +232,37 @@ impl Router {
             return Err(ApiError::payload_too_large(self.body_limit));
         }
         req.path_params = params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let span = tracing::Span::current();
+        span.record("route", route.pattern);
+        if let Some(id) = integration_param(route.pattern, &req.path_params) {
+            span.record("integration_id", id);
+        }
         let principal = self.authenticate(route.access, &req).await?;
+        if let Ok(tenant) = principal.tenant() {
+            span.record("tenant_id", tenant.as_str());
+        }
         let response = (route.handler)(req, principal).await?;
         Ok((response, route.pattern))
     }
 
     /// Answers a request: routing, body limit, authentication, the handler, the error
     /// mapper. A panicking handler becomes a logged 500, never a dropped connection.
+    /// Everything runs in a `request` span carrying `request_id` (API Gateway's), and,
+    /// once known, `route`, `tenant_id` (the caller's) and `integration_id` (from the
+    /// path), so every line logged while handling the request carries them.
     pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %req.request_id,
+            method = %req.method,
+            route = tracing::field::Empty,
+            tenant_id = tracing::field::Empty,
+            integration_id = tracing::field::Empty,
+        );
+        self.handle_in_span(req).instrument(span).await
+    }
+
+    async fn handle_in_span(&self, req: ApiRequest) -> ApiResponse {
         let started = Instant::now();
         let method = req.method.clone();
         let request_id = req.request_id.clone();
@@ -314,6 +355,49 @@ mod tests {
     async fn dashboard_route_without_claims_is_401() {
         let r = call(Method::GET, "/v1/private").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn log_lines_of_a_request_carry_its_id_route_tenant_and_integration() {
+        let capture = crate::testing::LogCapture::default();
+        let sink = capture.clone();
+        let subscriber = crate::telemetry::json_subscriber(
+            tracing_subscriber::EnvFilter::new("info"),
+            move || sink.clone(),
+        );
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router = Router::new(None).route(
+            Method::GET,
+            "/v1/integrations/{id}",
+            Access::Dashboard,
+            |_, _| async {
+                tracing::info!("inside the handler");
+                Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+            },
+        );
+        let mut req = ApiRequest::new(Method::GET, "/v1/integrations/wappi_1");
+        req.request_id = "req-42".into();
+        req.claims = Some(super::super::JwtClaims {
+            tenant_id: crate::domain::TenantId::parse("acme").unwrap(),
+            sub: "user-1".into(),
+            role: super::super::Role::Owner,
+        });
+        assert_eq!(router.handle(req).await.status, StatusCode::NO_CONTENT);
+        let lines: Vec<serde_json::Value> = capture
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for line in &lines {
+            assert_eq!(line["request_id"], "req-42", "{line}");
+            assert_eq!(line["route"], "/v1/integrations/{id}", "{line}");
+            assert_eq!(line["tenant_id"], "acme", "{line}");
+            assert_eq!(line["integration_id"], "wappi_1", "{line}");
+        }
+        assert_eq!(lines[0]["message"], "inside the handler");
+        assert_eq!(lines[1]["message"], "request");
+        assert_eq!(lines[1]["status"], 204);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ use crate::repo::RepoError;
 use crate::repo::idempotency::{Claim, IdempotencyStore};
 use crate::repo::integrations::{Integration, Integrations};
 use crate::repo::leads::{Leads, RouteScope};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, metric_names as metric};
 
 /// A delivery attempt's claim lasts this long (a crashed attempt is taken over after).
 const CLAIM_LEASE: Duration = Duration::from_secs(300);
@@ -403,13 +403,17 @@ impl LeadService {
                 &config,
             )
             .await;
-        let metrics =
-            Metrics::new("Integrations").dimension("provider", integration.provider.as_str());
+        let metrics = Metrics::provider(integration.provider.as_str());
         metrics
             .clone()
-            .millis(
-                "lead_delivery_latency",
-                started.elapsed().as_secs_f64() * 1000.0,
+            .millis(metric::LATENCY, started.elapsed().as_secs_f64() * 1000.0)
+            .count(
+                if result.is_ok() {
+                    metric::SENT
+                } else {
+                    metric::PROVIDER_ERROR
+                },
+                1,
             )
             .emit();
         match result {
@@ -427,7 +431,6 @@ impl LeadService {
                         sent.external_id.as_deref(),
                     )
                     .await?;
-                metrics.count("lead_delivered", 1).emit();
                 tracing::info!(tenant_id = %tenant, lead_id = %job.lead_id, integration_id = %job.integration_id, provider = integration.provider, "lead delivered");
                 Ok(Outcome::Done)
             }
@@ -445,6 +448,7 @@ impl LeadService {
                     )
                     .await?;
                 let backoff = crate::worker::backoff(receive_count);
+                metrics.count(metric::QUEUED, 1).emit();
                 tracing::warn!(tenant_id = %tenant, lead_id = %job.lead_id, integration_id = %job.integration_id, provider = integration.provider, receive_count, "lead delivery failed transiently; retried later");
                 Ok(Outcome::Retry(
                     retry_after
@@ -462,7 +466,11 @@ impl LeadService {
                 self.leads
                     .record(tenant, delivery, DeliveryState::Failed, Some(&reason), None)
                     .await?;
-                metrics.count("lead_failed", 1).emit();
+                // `Dead`: the lead-delivery function writes the job to its DLQ.
+                metrics
+                    .count(metric::FAILED, 1)
+                    .count(metric::DLQ, 1)
+                    .emit();
                 tracing::warn!(tenant_id = %tenant, lead_id = %job.lead_id, integration_id = %job.integration_id, provider = integration.provider, "lead delivery failed for good");
                 Ok(Outcome::Dead(reason))
             }

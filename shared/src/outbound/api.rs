@@ -29,7 +29,7 @@ use crate::repo::api_keys::ApiKeys;
 use crate::repo::idempotency::{Claim, IdempotencyStore};
 use crate::repo::inbox::Inbox;
 use crate::repo::integrations::Integrations;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, metric_names as metric};
 use crate::worker::{SqsConsumer, backoff, receive_count};
 
 pub const TELEGRAM_ROUTE: &str = "/v1/messages/telegram";
@@ -290,9 +290,16 @@ async fn handle(
         },
         (_, None) => RouteScope::Auto,
     };
-    let span = tracing::info_span!("send", tenant_id = %tenant, request_id = req.request_id);
+    // `integration_id`/`provider`: the route being tried, recorded by the sender.
+    let span = tracing::info_span!(
+        "send",
+        tenant_id = %tenant,
+        request_id = req.request_id,
+        integration_id = tracing::field::Empty,
+        provider = tracing::field::Empty,
+    );
     let owner = tenant.clone();
-    idempotency::once(
+    let result = idempotency::once(
         &deps.idempotency,
         deps.clock.as_ref(),
         &tenant,
@@ -311,12 +318,6 @@ async fn handle(
                     message,
                     fallback_used,
                 } => {
-                    if fallback_used {
-                        Metrics::new("Integrations")
-                            .dimension("provider", message.provider.as_str())
-                            .count("fallback_used", 1)
-                            .emit();
-                    }
                     let mut body = message_json(&message);
                     body["fallback_used"] = json!(fallback_used);
                     Ok(ApiResponse::json(StatusCode::OK, &body))
@@ -341,7 +342,20 @@ async fn handle(
         },
     )
     .instrument(span)
-    .await
+    .await;
+    if let Ok(response) = &result
+        && response.headers.contains_key("idempotent-replayed")
+    {
+        // A repeated Idempotency-Key: counted under the provider the first request used.
+        let body = response.json_body();
+        let provider = body["provider"]
+            .as_str()
+            .unwrap_or(super::telegram::CHANNEL);
+        Metrics::provider(provider)
+            .count(metric::DUPLICATE_DROPPED, 1)
+            .emit();
+    }
+    result
 }
 
 /// The outbound worker: delivers queued messages (SQS consumer of the outbound queue).
@@ -370,20 +384,33 @@ impl OutboundWorker {
             Ok(job) => job,
             Err(e) => {
                 return self
-                    .dead_letter(body, &format!("not an outbound job: {e}"))
+                    .dead_letter(
+                        body,
+                        &format!("not an outbound job: {e}"),
+                        metric::UNKNOWN_PROVIDER,
+                    )
                     .await;
             }
         };
+        // `integration_id`/`provider`: the route being tried, recorded by the sender.
         let span = tracing::info_span!(
             "outbound",
             tenant_id = %job.tenant_id,
             message_id = %job.message_id,
+            channel = job.channel,
             receives,
+            integration_id = tracing::field::Empty,
+            provider = tracing::field::Empty,
         );
-        let result = self.deliver(&job, receives).instrument(span).await;
+        let result = self.deliver(&job, receives).instrument(span.clone()).await;
         match result {
             Ok(JobResult::Done) => true,
-            Ok(JobResult::Dead(reason)) => self.dead_letter(body, &reason).await,
+            Ok(JobResult::Dead(reason)) => {
+                let provider = self.deps.sender.job_provider(&job).await;
+                self.dead_letter(body, &reason, &provider)
+                    .instrument(span)
+                    .await
+            }
             Ok(JobResult::Retry(after)) => {
                 crate::worker::retry_later(self.queue.as_ref(), record, after).await;
                 false
@@ -436,12 +463,13 @@ impl OutboundWorker {
     }
 
     /// Moves a message to the dead-letter queue with the reason; `true` once it is there.
-    async fn dead_letter(&self, body: &str, reason: &str) -> bool {
-        Metrics::new("Integrations")
-            .dimension("provider", "telegram")
-            .count("dlq", 1)
-            .emit();
-        crate::worker::dead_letter(self.dead_letters.as_ref(), body, reason).await
+    /// Counted under the job's provider ([`OutboundSender::job_provider`]).
+    async fn dead_letter(&self, body: &str, reason: &str, provider: &str) -> bool {
+        let stored = crate::worker::dead_letter(self.dead_letters.as_ref(), body, reason).await;
+        if stored {
+            Metrics::provider(provider).count(metric::DLQ, 1).emit();
+        }
+        stored
     }
 }
 

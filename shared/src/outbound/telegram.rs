@@ -27,7 +27,7 @@ use crate::repo::RepoError;
 use crate::repo::inbox::{ClientProfile, Inbox, OutboundRecord};
 use crate::repo::integrations::{Integration, IntegrationStatus, Integrations};
 use crate::repo::rate_limit::RateLimiter;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, metric_names as metric};
 
 pub const CHANNEL: &str = "telegram";
 /// The text of the error when no route reached the client (seed 000).
@@ -223,6 +223,16 @@ fn outcome_of(error: &ProviderError) -> AttemptOutcome {
     }
 }
 
+/// Counts a send that ended without delivery, under its first route's provider (as a
+/// queued message counts under its first route's, see [`OutboundSender::job_provider`]).
+fn failed_metric(integrations: &BTreeMap<IntegrationId, Integration>, routes: &[Route]) {
+    let provider = routes
+        .first()
+        .and_then(|r| integrations.get(&r.integration_id))
+        .map_or(CHANNEL, |i| i.provider.as_str());
+    Metrics::provider(provider).count(metric::FAILED, 1).emit();
+}
+
 fn retry_delay(tries: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << tries.min(4)))
 }
@@ -362,6 +372,11 @@ impl OutboundSender {
                 let fallback_used = routes[..index]
                     .iter()
                     .any(|r| r.integration_id != route.integration_id);
+                if fallback_used {
+                    Metrics::provider(integrations[&route.integration_id].provider.as_str())
+                        .count(metric::FALLBACK_USED, 1)
+                        .emit();
+                }
                 let message = self
                     .record_sent(
                         &profile,
@@ -394,8 +409,14 @@ impl OutboundSender {
                     message: Box::new(message),
                 })
             }
-            Walk::Rejected(reason) => Ok(SendOutcome::Rejected { reason, attempts }),
-            Walk::Exhausted => Ok(SendOutcome::NotFound { attempts }),
+            Walk::Rejected(reason) => {
+                failed_metric(&integrations, &routes);
+                Ok(SendOutcome::Rejected { reason, attempts })
+            }
+            Walk::Exhausted => {
+                failed_metric(&integrations, &routes);
+                Ok(SendOutcome::NotFound { attempts })
+            }
         }
     }
 
@@ -446,10 +467,15 @@ impl OutboundSender {
                     retry_after: Some(wait),
                 });
             }
+            // The route being tried, on the caller's `send`/`outbound` span.
+            let span = tracing::Span::current();
+            span.record("integration_id", integration.id.as_str());
+            span.record("provider", integration.provider.as_str());
             let mut tries = 0;
             let result = loop {
                 let started = Instant::now();
                 let result = provider.send(config, &route.recipient, content).await;
+                let elapsed = started.elapsed();
                 tries += 1;
                 let (outcome, reason) = match &result {
                     Ok(_) => (AttemptOutcome::Sent, None),
@@ -461,16 +487,18 @@ impl OutboundSender {
                     recipient_kind: route.recipient.kind,
                     outcome,
                     reason,
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
                     at: self.clock.now(),
                 });
-                let metric = match outcome {
-                    AttemptOutcome::Sent => "sent",
-                    _ => "send_failed",
-                };
-                Metrics::new("Integrations")
-                    .dimension("provider", integration.provider.as_str())
-                    .count(metric, 1)
+                Metrics::provider(integration.provider.as_str())
+                    .count(
+                        match outcome {
+                            AttemptOutcome::Sent => metric::SENT,
+                            _ => metric::PROVIDER_ERROR,
+                        },
+                        1,
+                    )
+                    .millis(metric::LATENCY, elapsed.as_secs_f64() * 1000.0)
                     .emit();
                 tracing::info!(
                     tenant_id = %integration.tenant_id,
@@ -703,8 +731,10 @@ impl OutboundSender {
             placeholder_dialog: dialog.clone(),
         };
         let delay = retry_after.unwrap_or(DEFAULT_REQUEUE).min(MAX_DELAY);
-        self.enqueue(&job, Some(delay), integration, &message.attempts)
-            .await?;
+        self.enqueue(&job, Some(delay), &message.attempts).await?;
+        Metrics::provider(integration.provider.as_str())
+            .count(metric::QUEUED, 1)
+            .emit();
         Ok(message)
     }
 
@@ -714,7 +744,6 @@ impl OutboundSender {
         &self,
         job: &OutboundJob,
         delay: Option<Duration>,
-        integration: &Integration,
         attempts: &[Attempt],
     ) -> Result<(), SendError> {
         let mut message = OutgoingMessage::json(job)?;
@@ -733,10 +762,6 @@ impl OutboundSender {
                 .await?;
             return Err(e.into());
         }
-        Metrics::new("Integrations")
-            .dimension("provider", integration.provider.as_str())
-            .count("queued", 1)
-            .emit();
         Ok(())
     }
 
@@ -778,6 +803,16 @@ impl OutboundSender {
                 provider_message_id,
             } => {
                 let route = &job.routes[index];
+                // Delivered through another integration than the first one tried (by the
+                // request that queued it, or by an earlier delivery).
+                if attempts
+                    .first()
+                    .is_some_and(|a| a.integration_id != route.integration_id)
+                {
+                    Metrics::provider(integrations[&route.integration_id].provider.as_str())
+                        .count(metric::FALLBACK_USED, 1)
+                        .emit();
+                }
                 self.record_sent(
                     &profile,
                     &integrations[&route.integration_id],
@@ -796,6 +831,9 @@ impl OutboundSender {
                     .set_attempts(tenant, &job.placeholder_dialog, &job.message_id, &attempts)
                     .await?;
                 let backoff = crate::worker::backoff(receive_count);
+                Metrics::provider(self.job_provider(job).await)
+                    .count(metric::QUEUED, 1)
+                    .emit();
                 Ok(JobResult::Retry(
                     retry_after
                         .map_or(backoff, |r| r.max(backoff))
@@ -830,6 +868,23 @@ impl OutboundSender {
         }
     }
 
+    /// The provider a queued message counts under in metrics: that of its first route's
+    /// integration (the one it was queued on; a reply's dialog integration), else its
+    /// channel when that integration is gone.
+    pub async fn job_provider(&self, job: &OutboundJob) -> String {
+        let Some(route) = job.routes.first() else {
+            return job.channel.clone();
+        };
+        match self
+            .integrations
+            .get(&job.tenant_id, &route.integration_id)
+            .await
+        {
+            Ok(Some(integration)) => integration.provider,
+            _ => job.channel.clone(),
+        }
+    }
+
     /// Ends a queued message as `failed` with the reason.
     pub async fn give_up(
         &self,
@@ -837,9 +892,8 @@ impl OutboundSender {
         reason: &str,
         attempts: &[Attempt],
     ) -> Result<(), RepoError> {
-        Metrics::new("Integrations")
-            .dimension("provider", "telegram")
-            .count("failed", 1)
+        Metrics::provider(self.job_provider(job).await)
+            .count(metric::FAILED, 1)
             .emit();
         self.inbox
             .fail(
@@ -909,7 +963,7 @@ impl OutboundSender {
             }],
             placeholder_dialog: dialog.id.clone(),
         };
-        self.enqueue(&job, None, integration, &[]).await?;
+        self.enqueue(&job, None, &[]).await?;
         Ok(message)
     }
 }
