@@ -248,6 +248,28 @@ impl LogCapture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
+
+    /// Every EMF record logged so far (outside Lambda `Metrics::emit` logs `emf = …`).
+    pub fn metrics(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|line| {
+                line["fields"]["emf"]
+                    .as_str()
+                    .and_then(|emf| serde_json::from_str(emf).ok())
+            })
+            .collect()
+    }
+}
+
+/// The sum of metric `name` over the EMF `records` of `provider`.
+pub fn metric_total(records: &[Value], provider: &str, name: &str) -> f64 {
+    records
+        .iter()
+        .filter(|r| r["provider"] == provider)
+        .filter_map(|r| r[name].as_f64())
+        .sum()
 }
 
 impl std::io::Write for LogCapture {

@@ -10,31 +10,8 @@ use serde_json::{Value, json};
 use shared::config::QueueRole;
 use shared::ports::queue::OutgoingMessage;
 use shared::telemetry::metric_names as metric;
-use shared::testing::LogCapture;
+use shared::testing::{LogCapture, metric_total};
 use support::{BOT_TOKEN, USER_ID, app};
-
-/// Every EMF record logged so far.
-fn records(capture: &LogCapture) -> Vec<Value> {
-    capture
-        .text()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|line| {
-            line["fields"]["emf"]
-                .as_str()
-                .and_then(|emf| serde_json::from_str(emf).ok())
-        })
-        .collect()
-}
-
-/// The sum of a metric under a provider.
-fn total(records: &[Value], provider: &str, name: &str) -> f64 {
-    records
-        .iter()
-        .filter(|r| r["provider"] == provider)
-        .filter_map(|r| r[name].as_f64())
-        .sum()
-}
 
 #[tokio::test]
 async fn a_message_that_never_gets_through_counts_failed_and_dlq_under_its_provider() {
@@ -55,17 +32,17 @@ async fn a_message_that_never_gets_through_counts_failed_and_dlq_under_its_provi
     }
     assert_eq!(app.dead_letters().await.len(), 1);
 
-    let records = records(&capture);
+    let records = capture.metrics();
     let max = f64::from(QueueRole::Outbound.max_receives());
-    assert_eq!(total(&records, "telegram_bot", metric::DLQ), 1.0);
-    assert_eq!(total(&records, "telegram_bot", metric::FAILED), 1.0);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::DLQ), 1.0);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::FAILED), 1.0);
     // Queued by the request, then backed off by every delivery but the last.
-    assert_eq!(total(&records, "telegram_bot", metric::QUEUED), max);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::QUEUED), max);
     assert_eq!(
-        total(&records, "telegram_bot", metric::PROVIDER_ERROR),
+        metric_total(&records, "telegram_bot", metric::PROVIDER_ERROR),
         1.0 + max
     );
-    assert_eq!(total(&records, "telegram_bot", metric::SENT), 0.0);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::SENT), 0.0);
     let latencies = records
         .iter()
         .filter(|r| r["provider"] == "telegram_bot" && r[metric::LATENCY].is_number())
@@ -104,8 +81,8 @@ async fn a_poison_message_counts_as_dlq_of_an_unknown_provider() {
     let queue = app.ports.queue(QueueRole::Outbound).unwrap();
     queue.send(OutgoingMessage::new("not json")).await.unwrap();
     assert_eq!(app.work().await, 1);
-    let records = records(&capture);
-    assert_eq!(total(&records, metric::UNKNOWN_PROVIDER, metric::DLQ), 1.0);
+    let records = capture.metrics();
+    assert_eq!(metric_total(&records, metric::UNKNOWN_PROVIDER, metric::DLQ), 1.0);
 }
 
 #[tokio::test]
@@ -124,12 +101,12 @@ async fn a_fallback_counts_under_the_integration_that_delivered() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json_body());
     assert_eq!(r.json_body()["fallback_used"], true);
 
-    let records = records(&capture);
-    assert_eq!(total(&records, "telegram_crm", metric::FALLBACK_USED), 1.0);
-    assert_eq!(total(&records, "telegram_crm", metric::SENT), 1.0);
-    assert_eq!(total(&records, "wappi", metric::PROVIDER_ERROR), 2.0);
-    assert_eq!(total(&records, "wappi", metric::FALLBACK_USED), 0.0);
-    assert_eq!(total(&records, "wappi", metric::FAILED), 0.0);
+    let records = capture.metrics();
+    assert_eq!(metric_total(&records, "telegram_crm", metric::FALLBACK_USED), 1.0);
+    assert_eq!(metric_total(&records, "telegram_crm", metric::SENT), 1.0);
+    assert_eq!(metric_total(&records, "wappi", metric::PROVIDER_ERROR), 2.0);
+    assert_eq!(metric_total(&records, "wappi", metric::FALLBACK_USED), 0.0);
+    assert_eq!(metric_total(&records, "wappi", metric::FAILED), 0.0);
 }
 
 #[tokio::test]
@@ -143,9 +120,9 @@ async fn nobody_reachable_counts_one_failed_send() {
         .post("acme", &json!({"client_id": client, "text": "hi"}), &[])
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let records = records(&capture);
-    assert_eq!(total(&records, "telegram_bot", metric::FAILED), 1.0);
-    assert_eq!(total(&records, "telegram_bot", metric::SENT), 0.0);
+    let records = capture.metrics();
+    assert_eq!(metric_total(&records, "telegram_bot", metric::FAILED), 1.0);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::SENT), 0.0);
 }
 
 #[tokio::test]
@@ -162,10 +139,10 @@ async fn an_idempotency_replay_counts_as_a_duplicate_dropped() {
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.json_body());
     }
     assert_eq!(app.sends().len(), 1);
-    let records = records(&capture);
-    assert_eq!(total(&records, "telegram_bot", metric::SENT), 1.0);
+    let records = capture.metrics();
+    assert_eq!(metric_total(&records, "telegram_bot", metric::SENT), 1.0);
     assert_eq!(
-        total(&records, "telegram_bot", metric::DUPLICATE_DROPPED),
+        metric_total(&records, "telegram_bot", metric::DUPLICATE_DROPPED),
         1.0
     );
 }

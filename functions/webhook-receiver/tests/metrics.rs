@@ -9,36 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 use shared::config::QueueRole;
 use shared::ports::ManualClock;
 use shared::ports::table::AttrValue;
 use shared::telemetry::metric_names as metric;
-use shared::testing::{FakeServer, LogCapture};
+use shared::testing::{FakeServer, LogCapture, metric_total};
 use shared::worker::{WorkerOptions, poll_once};
 use support::{app_on, fixture, tenant};
 use webhook_receiver::push::BotPush;
-
-fn records(capture: &LogCapture) -> Vec<Value> {
-    capture
-        .text()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|line| {
-            line["fields"]["emf"]
-                .as_str()
-                .and_then(|emf| serde_json::from_str(emf).ok())
-        })
-        .collect()
-}
-
-fn total(records: &[Value], provider: &str, name: &str) -> f64 {
-    records
-        .iter()
-        .filter(|r| r["provider"] == provider)
-        .filter_map(|r| r[name].as_f64())
-        .sum()
-}
 
 #[tokio::test]
 async fn webhooks_and_the_bot_push_count_under_their_provider() {
@@ -101,30 +79,30 @@ async fn webhooks_and_the_bot_push_count_under_their_provider() {
     assert_eq!(poll_once(queue.as_ref(), &push, options).await.unwrap(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
-    let records = records(&capture);
+    let records = capture.metrics();
     assert_eq!(
-        total(&records, "telegram_bot", metric::WEBHOOK_RECEIVED),
+        metric_total(&records, "telegram_bot", metric::WEBHOOK_RECEIVED),
         1.0
     );
     assert_eq!(
-        total(&records, "telegram_bot", metric::DUPLICATE_DROPPED),
+        metric_total(&records, "telegram_bot", metric::DUPLICATE_DROPPED),
         1.0
     );
     assert_eq!(
-        total(&records, "telegram_bot", metric::WEBHOOK_REFUSED),
+        metric_total(&records, "telegram_bot", metric::WEBHOOK_REFUSED),
         1.0
     );
-    assert_eq!(total(&records, "telegram_bot", metric::WEBHOOK_FAILED), 0.0);
+    assert_eq!(metric_total(&records, "telegram_bot", metric::WEBHOOK_FAILED), 0.0);
     let webhook_latencies = records
         .iter()
         .filter(|r| r["provider"] == "telegram_bot" && r[metric::WEBHOOK_LATENCY].is_number())
         .count();
     assert_eq!(webhook_latencies, 3);
 
-    assert_eq!(total(&records, "bot_webhook", metric::PROVIDER_ERROR), 1.0);
-    assert_eq!(total(&records, "bot_webhook", metric::QUEUED), 1.0);
-    assert_eq!(total(&records, "bot_webhook", metric::SENT), 1.0);
-    assert_eq!(total(&records, "bot_webhook", metric::DLQ), 0.0);
+    assert_eq!(metric_total(&records, "bot_webhook", metric::PROVIDER_ERROR), 1.0);
+    assert_eq!(metric_total(&records, "bot_webhook", metric::QUEUED), 1.0);
+    assert_eq!(metric_total(&records, "bot_webhook", metric::SENT), 1.0);
+    assert_eq!(metric_total(&records, "bot_webhook", metric::DLQ), 0.0);
     let push_latencies = records
         .iter()
         .filter(|r| r["provider"] == "bot_webhook" && r[metric::LATENCY].is_number())
