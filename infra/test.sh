@@ -3,9 +3,10 @@
 #   * installs moto (local AWS emulator) and cfn-lint into .venv, cargo-lambda into
 #     .venv-lambda (project-local virtualenvs, from PyPI),
 #   * starts moto on a free loopback port and stops it on exit,
-#   * runs cargo fmt --check, clippy (-D warnings), every workspace test, cfn-lint, and
+#   * runs cargo fmt --check, clippy (-D warnings), every workspace test, cfn-lint,
 #     every event in events/ through the functions' Lambda binaries under
-#     `cargo lambda watch` (infra/lambda-events.sh).
+#     `cargo lambda watch` (infra/lambda-events.sh), and `sam validate --lint` + `sam build`
+#     of every function for Lambda arm64 (infra/build.sh; AWS SAM CLI into .venv-sam).
 # The AWS half of the conformance suite talks to moto through AWS_ENDPOINT_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +25,6 @@ echo "==> cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
 echo "==> events through the Lambda binaries (cargo lambda watch + invoke)"
 ./infra/lambda-events.sh
+echo "==> sam validate --lint, sam build (release, arm64)"
+./infra/build.sh
 echo "==> all checks passed"
