@@ -82,7 +82,10 @@ async fn a_poison_message_counts_as_dlq_of_an_unknown_provider() {
     queue.send(OutgoingMessage::new("not json")).await.unwrap();
     assert_eq!(app.work().await, 1);
     let records = capture.metrics();
-    assert_eq!(metric_total(&records, metric::UNKNOWN_PROVIDER, metric::DLQ), 1.0);
+    assert_eq!(
+        metric_total(&records, metric::UNKNOWN_PROVIDER, metric::DLQ),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -102,7 +105,10 @@ async fn a_fallback_counts_under_the_integration_that_delivered() {
     assert_eq!(r.json_body()["fallback_used"], true);
 
     let records = capture.metrics();
-    assert_eq!(metric_total(&records, "telegram_crm", metric::FALLBACK_USED), 1.0);
+    assert_eq!(
+        metric_total(&records, "telegram_crm", metric::FALLBACK_USED),
+        1.0
+    );
     assert_eq!(metric_total(&records, "telegram_crm", metric::SENT), 1.0);
     assert_eq!(metric_total(&records, "wappi", metric::PROVIDER_ERROR), 2.0);
     assert_eq!(metric_total(&records, "wappi", metric::FALLBACK_USED), 0.0);

@@ -92,14 +92,20 @@ async fn webhooks_and_the_bot_push_count_under_their_provider() {
         metric_total(&records, "telegram_bot", metric::WEBHOOK_REFUSED),
         1.0
     );
-    assert_eq!(metric_total(&records, "telegram_bot", metric::WEBHOOK_FAILED), 0.0);
+    assert_eq!(
+        metric_total(&records, "telegram_bot", metric::WEBHOOK_FAILED),
+        0.0
+    );
     let webhook_latencies = records
         .iter()
         .filter(|r| r["provider"] == "telegram_bot" && r[metric::WEBHOOK_LATENCY].is_number())
         .count();
     assert_eq!(webhook_latencies, 3);
 
-    assert_eq!(metric_total(&records, "bot_webhook", metric::PROVIDER_ERROR), 1.0);
+    assert_eq!(
+        metric_total(&records, "bot_webhook", metric::PROVIDER_ERROR),
+        1.0
+    );
     assert_eq!(metric_total(&records, "bot_webhook", metric::QUEUED), 1.0);
     assert_eq!(metric_total(&records, "bot_webhook", metric::SENT), 1.0);
     assert_eq!(metric_total(&records, "bot_webhook", metric::DLQ), 0.0);
