@@ -966,3 +966,25 @@ pub fn body_of(response: &Value) -> Value {
         .and_then(|b| serde_json::from_str(b).ok())
         .unwrap_or(Value::Null)
 }
+
+/// The mean criterion stored for `<group>/<bench>` in this run, in ns
+/// (`$CRITERION_HOME`, else `<target dir>/criterion`, `…/new/estimates.json`); `None` unless
+/// written since `since` (a filtered run skips some). For benches that print ratios of
+/// criterion's own measurements.
+pub fn criterion_mean_ns(group: &str, bench: &str, since: std::time::SystemTime) -> Option<f64> {
+    // A bench runs from `<target dir>/<profile>/deps/`.
+    let dir = match std::env::var_os("CRITERION_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => std::env::current_exe()
+            .ok()?
+            .ancestors()
+            .nth(3)?
+            .join("criterion"),
+    };
+    let path = dir.join(group).join(bench).join("new/estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let estimates: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["mean"]["point_estimate"].as_f64()
+}

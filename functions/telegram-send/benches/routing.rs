@@ -9,19 +9,34 @@
 //! obtained by forgetting the route before every send. Prints provider calls per
 //! delivered message for both, and table calls per send on the happy path.
 //!
+//! Then criterion times the routing decision itself, `OutboundSender::plan` (the pure
+//! function that orders a client's routes), for a client with a remembered route (ours)
+//! and the same client with the route forgotten (the seed's order), over 2 and over 10
+//! Telegram integrations; the means and their ratio are printed at the end.
+//!
 //! Run: `cargo bench -p telegram-send --bench routing`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
 
+use criterion::Criterion;
 use serde_json::json;
-use shared::domain::ClientId;
+use shared::config::Config;
+use shared::domain::inbox::{Client, Identity, RouteMemo};
+use shared::domain::registry::IntegrationKind;
+use shared::domain::{ClientId, IntegrationId, TenantId};
+use shared::outbound::channel::{ChannelProviders, RecipientKind};
+use shared::outbound::telegram::{OutboundSender, Scope};
+use shared::ports::Sealed;
 use shared::ports::table::Key;
-use shared::repo::inbox::Contact;
+use shared::repo::inbox::{ClientProfile, Contact};
+use shared::repo::integrations::{Integration, IntegrationStatus};
 use shared::testing::CountingTable;
 use support::{App, app_with_table, tenant};
 
@@ -82,8 +97,16 @@ async fn run(app: &App, tenant_id: &str, clients: &[ClientId], forget: bool) -> 
     (app.sends().len() - before, delivered)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(simulation());
+    decision();
+}
+
+async fn simulation() {
     let mut counters = None;
     let app = app_with_table(|inner| {
         let table = CountingTable::new(inner);
@@ -144,4 +167,120 @@ async fn main() {
     }
     let per_send = (calls() - before) as f64 / f64::from(rounds);
     println!("  … with an Idempotency-Key: {per_send:.2} (claim read + claim write + completion)");
+}
+
+/// A Telegram integration of `provider`, `n` days old.
+fn telegram_integration(id: &str, provider: &str, primary: bool, n: i64) -> Integration {
+    let created = jiff::Timestamp::from_second(1_790_000_000 + n * 86_400).unwrap();
+    Integration {
+        id: IntegrationId::parse(id).unwrap(),
+        tenant_id: TenantId::parse("acme").unwrap(),
+        kind: IntegrationKind::Channel,
+        provider: provider.into(),
+        channel: Some("telegram".into()),
+        name: id.into(),
+        status: IntegrationStatus::Active,
+        is_enabled: true,
+        is_primary: primary,
+        config: Sealed(String::new()),
+        last_error: None,
+        last_sync_at: None,
+        created_at: created,
+        updated_at: created,
+        version: 1,
+    }
+}
+
+/// A client with a Telegram id and a phone, whose last working route was `memo` by phone.
+fn profile(memo: Option<&str>) -> ClientProfile {
+    let now = jiff::Timestamp::from_second(1_795_000_000).unwrap();
+    ClientProfile {
+        client: Client {
+            id: ClientId::parse("client-1").unwrap(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            name: Some("Client".into()),
+            phone: Some("+79160000001".into()),
+            identities: vec![Identity {
+                channel: "telegram".into(),
+                external_id: "500000001".into(),
+                username: None,
+            }],
+            created_at: now,
+            updated_at: now,
+        },
+        dialog_ids: Vec::new(),
+        routes: memo
+            .map(|id| RouteMemo {
+                channel: "telegram".into(),
+                integration_id: IntegrationId::parse(id).unwrap(),
+                recipient_kind: RecipientKind::Phone,
+                at: now,
+            })
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Criterion: the routing decision with the client's route remembered (ours) and forgotten
+/// (the seed's order), over 2 integrations (primary Wappi, the CRM account that works) and
+/// over 10 (the one that works, a Telegram CRM account, comes late in the fallback order).
+fn decision() {
+    let started = SystemTime::now();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let providers = ChannelProviders::new(
+        shared::providers::http_client(),
+        &Config::from_lookup(|_| None).unwrap().providers,
+    );
+    let two = vec![
+        telegram_integration("wappi-a", "wappi", true, 0),
+        telegram_integration("crm-b", "telegram_crm", false, 1),
+    ];
+    let kinds = ["wappi", "telegram_crm", "telegram_bot"];
+    let ten: Vec<Integration> = (0..10)
+        .map(|n| telegram_integration(&format!("tg-{n}"), kinds[n % 3], n == 0, (10 - n) as i64))
+        .collect();
+    let cases = [
+        ("routing_plan_2", &two, "crm-b"),
+        ("routing_plan_10", &ten, "tg-4"),
+    ];
+    for (group_name, integrations, works) in cases {
+        let mut group = criterion.benchmark_group(group_name);
+        for (bench, memo) in [("ours", Some(works)), ("seed", None)] {
+            let profile = profile(memo);
+            group.bench_function(bench, |b| {
+                b.iter(|| {
+                    black_box(
+                        OutboundSender::plan(
+                            black_box(&profile),
+                            black_box(integrations),
+                            &Scope::Auto,
+                            &providers,
+                        )
+                        .unwrap(),
+                    )
+                });
+            });
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+    println!();
+    println!("| routing decision  | ours (ns) | seed (ns) | ratio |");
+    println!("|-------------------|-----------|-----------|-------|");
+    for (group, integrations, _) in cases {
+        let (Some(ours), Some(seed)) = (
+            shared::testing::criterion_mean_ns(group, "ours", started),
+            shared::testing::criterion_mean_ns(group, "seed", started),
+        ) else {
+            continue;
+        };
+        println!(
+            "| {:<17} | {ours:>9.0} | {seed:>9.0} | {:>5.2} |",
+            format!("{} integrations", integrations.len()),
+            ours / seed
+        );
+    }
 }

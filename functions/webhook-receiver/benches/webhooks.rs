@@ -1,11 +1,15 @@
 //! Per provider: verify + parse + building the stored items, against the floor of any
-//! receiver — HMAC-SHA256 + `serde_json::from_slice` of the same bytes. Prints the ratio.
+//! receiver — HMAC-SHA256 + `serde_json::from_slice` of the same bytes. Criterion measures
+//! both (group `webhook_<provider>`, benches `ours` and `floor`); the table of means and
+//! ratios is printed at the end from the estimates criterion stored in this run.
 //! Run: `cargo bench -p webhook-receiver --bench webhooks` (release build; no assertions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+
+use criterion::{Criterion, Throughput};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use shared::Secret;
@@ -108,34 +112,14 @@ fn integration(provider: &str) -> Integration {
     }
 }
 
-/// Mean time per call over at least `min` of wall time.
-fn time(min: Duration, mut f: impl FnMut()) -> Duration {
-    for _ in 0..1000 {
-        f();
-    }
-    let mut n = 0u32;
-    let start = Instant::now();
-    while start.elapsed() < min {
-        for _ in 0..1000 {
-            f();
-        }
-        n += 1000;
-    }
-    start.elapsed() / n
-}
-
 fn main() {
-    let min = Duration::from_millis(
-        std::env::var("BENCH_MILLIS")
-            .ok()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(400),
-    );
+    let started = SystemTime::now();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
     let query = HashMap::new();
-    println!(
-        "{:<14} {:>7} {:>12} {:>12} {:>7}",
-        "provider", "bytes", "ours ns", "floor ns", "ratio"
-    );
+    let mut sizes = Vec::new();
     for case in cases() {
         let provider = providers::find(case.provider).unwrap();
         let config: OpenConfig = case
@@ -166,44 +150,65 @@ fn main() {
             last_inbound_at: None,
             unread_count: 0,
         };
-        let ours = time(min, || {
-            let req = WebhookRequest {
-                headers: &headers,
-                query: &query,
-                body: &case.body,
-            };
-            provider.verify(&config, &req).unwrap();
-            let parsed = provider.parse(&config, &case.body).unwrap();
-            for event in parsed.events {
-                let EventKind::Message(m) = event.kind else {
-                    continue;
+        let mut group = criterion.benchmark_group(format!("webhook_{}", case.provider));
+        group.throughput(Throughput::Bytes(case.body.len() as u64));
+        group.bench_function("ours", |b| {
+            b.iter(|| {
+                let req = WebhookRequest {
+                    headers: &headers,
+                    query: &query,
+                    body: black_box(&case.body),
                 };
-                let mut message = inbound_message(
-                    &integration,
-                    &dialog,
-                    &MessageId::parse("m1").unwrap(),
-                    "message",
-                    event.occurred_at,
-                    event.occurred_at,
-                );
-                message.text = m.text;
-                message.attachments = m.attachments;
-                message.provider_message_id = Some(m.provider_message_id);
-                let key = shared::ports::table::Key::new("TENANT#acme", "MSG#d#m1");
-                black_box(shared::repo::to_item(&key, &message).unwrap());
-            }
+                provider.verify(&config, &req).unwrap();
+                let parsed = provider.parse(&config, &case.body).unwrap();
+                for event in parsed.events {
+                    let EventKind::Message(m) = event.kind else {
+                        continue;
+                    };
+                    let mut message = inbound_message(
+                        &integration,
+                        &dialog,
+                        &MessageId::parse("m1").unwrap(),
+                        "message",
+                        event.occurred_at,
+                        event.occurred_at,
+                    );
+                    message.text = m.text;
+                    message.attachments = m.attachments;
+                    message.provider_message_id = Some(m.provider_message_id);
+                    let key = shared::ports::table::Key::new("TENANT#acme", "MSG#d#m1");
+                    black_box(shared::repo::to_item(&key, &message).unwrap());
+                }
+            });
         });
-        let floor = time(min, || {
-            black_box(hmac_sha256(SECRET.as_bytes(), &case.body));
-            black_box(serde_json::from_slice::<serde_json::Value>(&case.body).unwrap());
+        group.bench_function("floor", |b| {
+            b.iter(|| {
+                let body = black_box(&case.body);
+                black_box(hmac_sha256(SECRET.as_bytes(), body));
+                black_box(serde_json::from_slice::<serde_json::Value>(body).unwrap());
+            });
         });
+        group.finish();
+        sizes.push((case.provider, case.body.len()));
+    }
+    criterion.final_summary();
+
+    // The ratios, from the means criterion just stored (a filtered run prints what it has).
+    println!();
+    println!("| provider     | body   | ours (ns) | floor (ns) | ratio |");
+    println!("|--------------|--------|-----------|------------|-------|");
+    for (provider, bytes) in sizes {
+        let group = format!("webhook_{provider}");
+        let (Some(ours), Some(floor)) = (
+            shared::testing::criterion_mean_ns(&group, "ours", started),
+            shared::testing::criterion_mean_ns(&group, "floor", started),
+        ) else {
+            continue;
+        };
         println!(
-            "{:<14} {:>7} {:>12} {:>12} {:>7.2}",
-            case.provider,
-            case.body.len(),
-            ours.as_nanos(),
-            floor.as_nanos(),
-            ours.as_secs_f64() / floor.as_secs_f64()
+            "| {provider:<12} | {:>6} | {ours:>9.0} | {floor:>10.0} | {:>5.2} |",
+            format!("{bytes} B"),
+            ours / floor
         );
     }
 }

@@ -1,0 +1,540 @@
+//! Cold start, peak memory and size of every function against hello-world Lambdas (not a
+//! test: prints ratios measured in the same run, asserts nothing).
+//!
+//! A local Lambda Runtime API — the part of it the runtime client speaks: the next
+//! invocation, its response or error, an init error — serves one process at a time. Each
+//! of the 8 function binaries and the two baselines built in this workspace,
+//! `hello-lambda` (the smallest `lambda_runtime` function) and `hello-sdk` (the same, plus
+//! the AWS SDK clients every function builds at init), is spawned from `target/release/`
+//! `BENCH_RUNS` times (20 by default; the binaries take turns, after one warm-up round) with
+//! the environment Lambda and `template.yaml` give it, and measured:
+//!
+//! * init: spawn → the first `GET /next` (Lambda's "Init Duration");
+//! * first invocation: the event handed out → its response posted (HTTP functions get
+//!   `events/shared/health-get.json`, the SQS-only ones `{"Records":[]}`: no AWS call);
+//! * cold start: spawn → the first response (the two above);
+//! * peak RSS: `VmHWM` of the process after its response, before it is killed;
+//! * the size of the stripped release binary.
+//!
+//! Times are medians, compared with `hello-lambda`; size and RSS with `hello-sdk`.
+//!
+//! Run: `cargo bench -p bench --bench cold_start`. It first runs
+//! `cargo build --release --bins -p <the 8 functions> -p bench` (`BENCH_NO_BUILD=1` skips that
+//! and uses the binaries as they are).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{oneshot, watch};
+
+/// Every function binary: (binary and package name, answers an API Gateway event).
+const FUNCTIONS: [(&str, bool); 8] = [
+    ("config-api", true),
+    ("webhook-receiver", true),
+    ("telegram-send", true),
+    ("telegram-crm-send", true),
+    ("outbound-worker", false),
+    ("inbox-api", true),
+    ("auto-integration", true),
+    ("lead-delivery", false),
+];
+const HELLO: &str = "hello-lambda";
+const HELLO_SDK: &str = "hello-sdk";
+const COLD_START_GOAL: f64 = 1.3;
+const RSS_GOAL_MIB: f64 = 32.0;
+const SIZE_GOAL: f64 = 1.2;
+/// Longest wait for one cold start before the run counts as failed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+const API_PREFIX: &str = "/2018-06-01/runtime";
+const QUEUES: [&str; 4] = ["outbound", "lead-delivery", "inbound-events", "lead-intake"];
+const QUEUE_VARS: [&str; 4] = ["OUTBOUND", "LEAD_DELIVERY", "INBOUND_EVENTS", "LEAD_INTAKE"];
+
+/// What the API saw of the current run.
+#[derive(Default)]
+struct Run {
+    request_id: String,
+    event: Bytes,
+    handed_out: Option<Instant>,
+    responded: Option<Instant>,
+    /// The response body, or what the process reported as an error.
+    outcome: Option<Result<Bytes, String>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+struct Api {
+    run: Mutex<Run>,
+    /// Bumped for every run: a `GET /next` that waits for a second event gives up then.
+    generation: watch::Sender<u64>,
+}
+
+impl Api {
+    fn finish(&self, outcome: Result<Bytes, String>) {
+        let mut run = self.run.lock().unwrap();
+        run.responded = Some(Instant::now());
+        run.outcome = Some(outcome);
+        if let Some(done) = run.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn next(State(api): State<Arc<Api>>) -> Response {
+    let now = Instant::now();
+    let handout = {
+        let mut run = api.run.lock().unwrap();
+        if run.handed_out.is_none() && run.outcome.is_none() {
+            run.handed_out = Some(now);
+            Some((run.request_id.clone(), run.event.clone()))
+        } else {
+            None
+        }
+    };
+    let Some((request_id, event)) = handout else {
+        // The process asks for its second event: it never comes (the process is killed).
+        let mut generation = api.generation.subscribe();
+        let _ = generation.changed().await;
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(30);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        headers.insert(name, HeaderValue::from_str(&value).unwrap());
+    };
+    set("lambda-runtime-aws-request-id", request_id);
+    set(
+        "lambda-runtime-deadline-ms",
+        deadline.as_millis().to_string(),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:eu-central-1:000000000000:function:bench".into(),
+    );
+    set(
+        "lambda-runtime-trace-id",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
+    );
+    set("content-type", "application/json".into());
+    (StatusCode::OK, headers, event).into_response()
+}
+
+async fn response(
+    State(api): State<Arc<Api>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let expected = api.run.lock().unwrap().request_id == id;
+    api.finish(if expected {
+        Ok(body)
+    } else {
+        Err(format!("response for an unknown request id {id}"))
+    });
+    StatusCode::ACCEPTED
+}
+
+async fn invocation_error(
+    State(api): State<Arc<Api>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    api.finish(Err(format!(
+        "invocation {id} failed: {}",
+        String::from_utf8_lossy(&body)
+    )));
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(api): State<Arc<Api>>, body: Bytes) -> StatusCode {
+    api.finish(Err(format!(
+        "init failed: {}",
+        String::from_utf8_lossy(&body)
+    )));
+    StatusCode::ACCEPTED
+}
+
+struct Target {
+    name: &'static str,
+    path: PathBuf,
+    event: Bytes,
+    size: u64,
+    samples: Vec<Sample>,
+    failed: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    init: Duration,
+    invoke: Duration,
+    total: Duration,
+    rss_kib: u64,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `target/release/` (or `$CARGO_TARGET_DIR/release/`): this bench runs from its `deps/`.
+fn release_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn build(root: &Path) {
+    if std::env::var_os("BENCH_NO_BUILD").is_some() {
+        println!("BENCH_NO_BUILD set: using the release binaries as they are");
+        return;
+    }
+    let mut args: Vec<String> = vec!["build".into(), "--release".into(), "--bins".into()];
+    for (name, _) in FUNCTIONS {
+        args.extend(["-p".into(), name.into()]);
+    }
+    args.extend(["-p".into(), "bench".into()]);
+    println!("building: cargo {}", args.join(" "));
+    let started = Instant::now();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let status = Command::new(cargo)
+        .args(&args)
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the release build failed");
+    println!(
+        "release build took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The environment Lambda (and `template.yaml`) gives a function; nothing inherited.
+fn spawn(target: &Target, api_addr: &str, stderr: &Path) -> std::io::Result<Child> {
+    let mut cmd = Command::new(&target.path);
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("TZ", ":UTC")
+        .env("LANG", "en_US.UTF-8")
+        .env("AWS_LAMBDA_RUNTIME_API", api_addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", target.name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", target.name),
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]bench")
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .env("BACKEND", "aws")
+        .env("TABLE_NAME", "bench")
+        .env("KMS_KEY_ID", "alias/bench")
+        .env("AWS_REGION", "eu-central-1")
+        .env("AWS_DEFAULT_REGION", "eu-central-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCHBENCHBENCH0")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "bench/secret/bench/secret/bench/secret00",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Nothing listens on the discard port: a call to AWS would fail at once, loudly.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    for (var, queue) in QUEUE_VARS.iter().zip(QUEUES) {
+        let url = format!("http://127.0.0.1:9/000000000000/bench-{queue}");
+        cmd.env(format!("{var}_QUEUE_URL"), &url)
+            .env(format!("{var}_DLQ_URL"), format!("{url}-dlq"));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr)?)
+        .spawn()
+}
+
+/// `VmHWM` (peak resident set) of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn measure(
+    api: &Arc<Api>,
+    api_addr: &str,
+    target: &Target,
+    seq: usize,
+    stderr: &Path,
+) -> Result<Sample, String> {
+    let (done_tx, mut done_rx) = oneshot::channel();
+    {
+        let mut run = api.run.lock().unwrap();
+        *run = Run {
+            request_id: format!("bench-{seq:05}"),
+            event: target.event.clone(),
+            done: Some(done_tx),
+            ..Run::default()
+        };
+    }
+    api.generation.send_modify(|g| *g += 1);
+    let spawned = Instant::now();
+    let mut child = spawn(target, api_addr, stderr).map_err(|e| format!("spawn: {e}"))?;
+    let waited = loop {
+        match tokio::time::timeout(Duration::from_millis(20), &mut done_rx).await {
+            Ok(_) => break Ok(()),
+            Err(_) if spawned.elapsed() > RUN_TIMEOUT => break Err("timed out".to_owned()),
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Err(format!("exited before answering: {status}"));
+                }
+            }
+        }
+    };
+    let rss = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    waited?;
+    let run = api.run.lock().unwrap();
+    let body = match run.outcome.clone() {
+        Some(Ok(body)) => body,
+        Some(Err(e)) => return Err(e),
+        None => return Err("no outcome".into()),
+    };
+    let answered = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .map(|v| {
+            v.get("statusCode").and_then(serde_json::Value::as_u64) == Some(200)
+                || v.get("batchItemFailures").is_some()
+        })
+        .unwrap_or(false);
+    if !answered {
+        return Err(format!(
+            "unexpected response {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let (Some(handed_out), Some(responded)) = (run.handed_out, run.responded) else {
+        return Err("the response came before the event".into());
+    };
+    Ok(Sample {
+        init: handed_out - spawned,
+        invoke: responded - handed_out,
+        total: responded - spawned,
+        rss_kib: rss.ok_or("the process was gone before its RSS was read")?,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "✓" } else { "✗" }
+}
+
+struct Summary {
+    init: f64,
+    invoke: f64,
+    total: f64,
+    rss_mib: f64,
+    size_mib: f64,
+}
+
+fn summary(target: &Target) -> Summary {
+    let pick = |f: fn(&Sample) -> f64| median(target.samples.iter().map(f).collect());
+    Summary {
+        init: pick(|s| ms(s.init)),
+        invoke: pick(|s| ms(s.invoke)),
+        total: pick(|s| ms(s.total)),
+        rss_mib: pick(|s| s.rss_kib as f64 / 1024.0),
+        size_mib: target.size as f64 / (1024.0 * 1024.0),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores, {cpu}, {mem:.1} GiB, {}", load_average())
+}
+
+/// The 1/5/15-minute load averages: other work on the machine shows in the figures.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let figures: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!("load average {}", figures.join(" "))
+}
+
+fn main() {
+    let root = workspace_root();
+    build(&root);
+    let release = release_dir();
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    let health = Bytes::from(std::fs::read(root.join("events/shared/health-get.json")).unwrap());
+    let sqs = Bytes::from_static(br#"{"Records":[]}"#);
+    let mut targets: Vec<Target> = [(HELLO, true), (HELLO_SDK, true)]
+        .into_iter()
+        .chain(FUNCTIONS)
+        .map(|(name, http)| {
+            let path = release.join(name);
+            let size = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (build it first)", path.display()))
+                .len();
+            Target {
+                name,
+                path,
+                event: if http { health.clone() } else { sqs.clone() },
+                size,
+                samples: Vec::new(),
+                failed: None,
+            }
+        })
+        .collect();
+
+    let logs = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let api = Arc::new(Api {
+            run: Mutex::new(Run::default()),
+            generation: watch::channel(0).0,
+        });
+        let app = axum::Router::new()
+            .route(&format!("{API_PREFIX}/invocation/next"), get(next))
+            .route(
+                &format!("{API_PREFIX}/invocation/{{id}}/response"),
+                post(response),
+            )
+            .route(
+                &format!("{API_PREFIX}/invocation/{{id}}/error"),
+                post(invocation_error),
+            )
+            .route(&format!("{API_PREFIX}/init/error"), post(init_error))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        println!(
+            "cold start: {runs} runs per binary after one warm-up round, binaries taking turns; runtime API on {api_addr}; {}",
+            machine()
+        );
+        let mut seq = 0;
+        for round in 0..=runs {
+            for target in targets.iter_mut().filter(|t| t.failed.is_none()) {
+                seq += 1;
+                let stderr = logs.path().join(format!("{}.stderr", target.name));
+                match measure(&api, &api_addr, target, seq, &stderr).await {
+                    // Round 0 warms the page cache and the allocator paths; it is not counted.
+                    Ok(sample) if round > 0 => target.samples.push(sample),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+                        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                        println!("{}: {e}; stderr: {}", target.name, tail.join(" | "));
+                        target.failed = Some(e);
+                    }
+                }
+            }
+        }
+    });
+
+    println!("done; {}", load_average());
+    let hello = summary(&targets[0]);
+    let sdk = summary(&targets[1]);
+    println!();
+    println!(
+        "Times: medians of {runs} runs, ratio to {HELLO}. Goal: cold start (spawn → first response) ≤ {COLD_START_GOAL}× {HELLO}."
+    );
+    println!();
+    println!(
+        "| binary            | init ms | ×hello | 1st invoke ms | ×hello | cold start ms | ×hello | goal |"
+    );
+    println!(
+        "|-------------------|---------|--------|---------------|--------|---------------|--------|------|"
+    );
+    for target in &targets {
+        if let Some(e) = &target.failed {
+            println!("| {:<17} | failed: {e} |", target.name);
+            continue;
+        }
+        let s = summary(target);
+        let ratio = s.total / hello.total;
+        println!(
+            "| {:<17} | {:>7.2} | {:>6.2} | {:>13.2} | {:>6.2} | {:>13.2} | {:>6.2} | {:<4} |",
+            target.name,
+            s.init,
+            s.init / hello.init,
+            s.invoke,
+            s.invoke / hello.invoke,
+            s.total,
+            ratio,
+            mark(ratio <= COLD_START_GOAL),
+        );
+    }
+    println!();
+    println!(
+        "Size: stripped release binary; peak RSS: median VmHWM after the first response; ratios to {HELLO_SDK}. Goals: size ≤ {SIZE_GOAL}× {HELLO_SDK}, peak RSS ≤ {RSS_GOAL_MIB} MiB."
+    );
+    println!();
+    println!("| binary            | size MiB | ×sdk | goal | peak RSS MiB | ×sdk | goal |");
+    println!("|-------------------|----------|------|------|--------------|------|------|");
+    for target in &targets {
+        let s = summary(target);
+        let size_ratio = s.size_mib / sdk.size_mib;
+        let rss = if target.failed.is_some() {
+            "failed".to_owned()
+        } else {
+            format!("{:>12.1}", s.rss_mib)
+        };
+        println!(
+            "| {:<17} | {:>8.2} | {:>4.2} | {:<4} | {rss} | {:>4.2} | {:<4} |",
+            target.name,
+            s.size_mib,
+            size_ratio,
+            mark(size_ratio <= SIZE_GOAL),
+            s.rss_mib / sdk.rss_mib,
+            mark(s.rss_mib <= RSS_GOAL_MIB),
+        );
+    }
+}
