@@ -151,6 +151,13 @@ pub struct Config {
     /// Base of the webhook URLs given to providers.
     pub public_base_url: Option<String>,
     pub providers: ProviderUrls,
+    /// Issuer (`iss`) of the dashboard's JWTs (`JWT_ISSUER`), kept exactly as given: the
+    /// Lambda authorizer compares it with `iss` and discovers the issuer's keys from it.
+    /// `None` where no dashboard token is verified in the function.
+    pub jwt_issuer: Option<String>,
+    /// Accepted audiences (`aud`, or `client_id` of Cognito access tokens) of those tokens
+    /// (`JWT_AUDIENCE`, comma-separated); required with `JWT_ISSUER`.
+    pub jwt_audiences: Vec<String>,
 }
 
 fn http_url(var: &'static str, value: String) -> Result<String, ConfigError> {
@@ -240,10 +247,25 @@ impl Config {
                 .transpose()?
                 .unwrap_or_default(),
         };
+        let jwt_issuer = lookup("JWT_ISSUER")
+            .map(|issuer| http_url("JWT_ISSUER", issuer.clone()).map(|_| issuer))
+            .transpose()?;
+        let jwt_audiences: Vec<String> = lookup("JWT_AUDIENCE")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if jwt_issuer.is_some() && jwt_audiences.is_empty() {
+            return Err(ConfigError::Missing("JWT_AUDIENCE"));
+        }
         Ok(Self {
             backend,
             public_base_url: optional_url("PUBLIC_BASE_URL")?,
             providers,
+            jwt_issuer,
+            jwt_audiences,
         })
     }
 }
@@ -316,6 +338,38 @@ mod tests {
             config(&[("TELEGRAM_API_BASE", "ftp://x")]),
             Err(ConfigError::Invalid {
                 var: "TELEGRAM_API_BASE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_jwt_issuer_is_kept_as_given_with_its_audiences() {
+        let c = config(&[]).ok();
+        assert_eq!(
+            c.map(|c| (c.jwt_issuer, c.jwt_audiences)),
+            Some((None, vec![]))
+        );
+        let c = config(&[
+            ("JWT_ISSUER", "https://auth.example.com/"),
+            ("JWT_AUDIENCE", "dashboard, mobile,,"),
+        ])
+        .ok();
+        assert_eq!(
+            c.map(|c| (c.jwt_issuer, c.jwt_audiences)),
+            Some((
+                Some("https://auth.example.com/".to_owned()),
+                vec!["dashboard".to_owned(), "mobile".to_owned()]
+            ))
+        );
+        assert_eq!(
+            config(&[("JWT_ISSUER", "https://auth.example.com")]),
+            Err(ConfigError::Missing("JWT_AUDIENCE"))
+        );
+        assert!(matches!(
+            config(&[("JWT_ISSUER", "auth.example.com"), ("JWT_AUDIENCE", "a")]),
+            Err(ConfigError::Invalid {
+                var: "JWT_ISSUER",
                 ..
             })
         ));

@@ -954,6 +954,45 @@ pub fn event(function: &str, name: &str) -> Value {
         .expect("an event is JSON")
 }
 
+/// An API Gateway v2 (payload 2.0) request event for `method path` as API Gateway hands it
+/// to the route's function: `authorizer` is its `requestContext.authorizer` (`{"lambda":
+/// …}` after a Lambda authorizer, `{"jwt": {"claims": …}}` after the JWT authorizer),
+/// `headers` added to `content-type: application/json`.
+pub fn apigw_v2_event(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    authorizer: Value,
+    body: &str,
+) -> Value {
+    let route_key = format!("{method} {path}");
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "authorizer": authorizer,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.10", "userAgent": "test"},
+            "requestId": "test-request",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "23/Nov/2026:09:00:00 +0000",
+            "timeEpoch": 1_795_424_400_000_i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    for (name, value) in headers {
+        event["headers"][*name] = Value::from(*value);
+    }
+    event
+}
+
 /// The status code of an API Gateway v2 response document.
 pub fn status_of(response: &Value) -> u64 {
     response["statusCode"].as_u64().unwrap_or_default()

@@ -65,3 +65,49 @@ async fn event_without_authorizer_claims_is_401() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
 }
+
+async fn authorizer_answer(name: &str) -> serde_json::Value {
+    let authorizer = shared::http::lambda::RequestAuthorizer::new(None);
+    let app = support::app();
+    shared::http::lambda::dispatch_with_authorizer(
+        &app.router,
+        &authorizer,
+        shared::testing::event("config-api", name),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn authorizer_event_with_an_api_key_is_allowed_with_an_empty_context() {
+    assert_eq!(
+        authorizer_answer("authorizer-api-key").await,
+        serde_json::json!({"isAuthorized": true, "context": {}})
+    );
+}
+
+#[tokio::test]
+async fn authorizer_event_without_credentials_is_refused() {
+    assert_eq!(
+        authorizer_answer("authorizer-no-credentials").await,
+        serde_json::json!({"isAuthorized": false})
+    );
+}
+
+#[tokio::test]
+async fn http_events_still_reach_the_router_through_the_authorizer_entry() {
+    let authorizer = shared::http::lambda::RequestAuthorizer::new(None);
+    let app = support::app();
+    let answer = shared::http::lambda::dispatch_with_authorizer(
+        &app.router,
+        &authorizer,
+        shared::testing::event("config-api", "registry-get"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(shared::testing::status_of(&answer), 200);
+    assert_eq!(
+        shared::testing::body_of(&answer)["items"][0]["provider"],
+        "telegram_bot"
+    );
+}

@@ -43,6 +43,10 @@ struct Case {
     text: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// JSON pointers into the whole answer, for answers that are no HTTP response (an
+    /// authorizer's `{"isAuthorized": …, "context": …}`).
+    #[serde(default)]
+    answer: BTreeMap<String, Value>,
 }
 
 /// The functions' environment: what `template.yaml` sets, pointed at the emulator and the
@@ -200,6 +204,12 @@ fn mismatches(case: &Case, answer: &Value) -> Vec<String> {
             if got != want {
                 out.push(format!("body{pointer} {got} ≠ {want}"));
             }
+        }
+    }
+    for (pointer, want) in &case.answer {
+        let got = answer.pointer(pointer).unwrap_or(&Value::Null);
+        if got != want {
+            out.push(format!("answer{pointer} {got} ≠ {want}"));
         }
     }
     for (name, want) in &case.headers {

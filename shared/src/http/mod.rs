@@ -5,10 +5,12 @@ pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod lambda;
+pub mod oidc;
 pub mod request;
 pub mod router;
 
 pub use auth::{Authenticator, JwtClaims, Principal, Role, Scope};
 pub use error::ApiError;
+pub use oidc::{OidcError, OidcVerifier};
 pub use request::{ApiRequest, ApiResponse};
 pub use router::{Access, Router};
