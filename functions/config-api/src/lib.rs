@@ -45,6 +45,9 @@ pub struct Deps {
     pub amocrm: AmoCrmApi,
     /// Base of webhook URLs (`PUBLIC_BASE_URL`); `None` hides `webhook_url`.
     pub public_base_url: Option<String>,
+    /// The one HTTP client of the function (each built client reads the TLS root store at
+    /// init), shared by the provider APIs above and the Lambda authorizer's key fetches.
+    pub http: reqwest::Client,
 }
 
 impl Deps {
@@ -64,8 +67,9 @@ impl Deps {
             max: MaxApi::new(http.clone(), &config.providers.max),
             whatsapp: WhatsAppApi::new(http.clone(), &config.providers.whatsapp),
             bitrix24: Bitrix24Api::new(http.clone()),
-            amocrm: AmoCrmApi::new(http, config.providers.amocrm.clone()),
+            amocrm: AmoCrmApi::new(http.clone(), config.providers.amocrm.clone()),
             public_base_url: config.public_base_url.clone(),
+            http,
         }))
     }
 }

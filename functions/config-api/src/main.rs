@@ -13,13 +13,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = shared::config::Config::from_env()?;
     let ports = shared::backend::connect(&config.backend).await?;
     let deps = config_api::Deps::new(&ports, &config)?;
-    let verifier = config.jwt_issuer.as_ref().map(|issuer| {
-        OidcVerifier::new(
-            shared::providers::http_client(),
-            issuer,
-            config.jwt_audiences.clone(),
-        )
-    });
+    let verifier = config
+        .jwt_issuer
+        .as_ref()
+        .map(|issuer| OidcVerifier::new(deps.http.clone(), issuer, config.jwt_audiences.clone()));
     if verifier.is_none() {
         tracing::warn!("JWT_ISSUER is not set: the authorizer refuses every dashboard token");
     }
