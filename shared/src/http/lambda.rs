@@ -177,24 +177,6 @@ pub struct RequestAuthorizer {
     verifier: Option<OidcVerifier>,
 }
 
-/// Which credential a request to the authorizer carried, for its log line.
-#[derive(Debug, Clone, Copy)]
-enum Credential {
-    ApiKey,
-    Jwt,
-    None,
-}
-
-impl Credential {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::ApiKey => "api_key",
-            Self::Jwt => "jwt",
-            Self::None => "none",
-        }
-    }
-}
-
 impl RequestAuthorizer {
     pub fn new(verifier: Option<OidcVerifier>) -> Self {
         Self { verifier }
@@ -213,13 +195,11 @@ impl RequestAuthorizer {
                 .map(str::trim)
                 .filter(|value| !value.is_empty())
         };
+        // Which credential the request carried, for the log line.
         let (credential, outcome) = match (header("authorization"), header(API_KEY_HEADER)) {
-            (None, Some(_)) => (Credential::ApiKey, Ok(None)),
-            (None, None) => (
-                Credential::None,
-                Err("no X-Api-Key or Authorization".to_owned()),
-            ),
-            (Some(authorization), _) => (Credential::Jwt, self.verify(authorization).await),
+            (None, Some(_)) => ("api_key", Ok(None)),
+            (None, None) => ("none", Err("no X-Api-Key or Authorization".to_owned())),
+            (Some(authorization), _) => ("jwt", self.verify(authorization).await),
         };
         let request_id = event
             .pointer("/requestContext/requestId")
@@ -238,20 +218,14 @@ impl RequestAuthorizer {
                 tracing::info!(
                     request_id,
                     route,
-                    credential = credential.as_str(),
+                    credential,
                     tenant_id = context["tenant_id"].as_str(),
                     "authorizer allowed"
                 );
                 json!({"isAuthorized": true, "context": context})
             }
             Err(reason) => {
-                tracing::info!(
-                    request_id,
-                    route,
-                    credential = credential.as_str(),
-                    reason,
-                    "authorizer refused"
-                );
+                tracing::info!(request_id, route, credential, reason, "authorizer refused");
                 json!({"isAuthorized": false})
             }
         }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::auth::JwtClaims;
 use crate::ports::{Clock, SystemClock};
+use crate::providers::transport_kind;
 
 /// The crate that signs and verifies, for tests that mint tokens of a local issuer.
 #[cfg(feature = "testing")]
@@ -96,10 +97,6 @@ impl OidcVerifier {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     /// Verifies `token` (the JWT itself, without `Bearer `) and answers its dashboard claims.
@@ -224,7 +221,7 @@ impl OidcVerifier {
             .get(url)
             .send()
             .await
-            .map_err(|e| OidcError::Keys(format!("{url}: {}", transport(&e))))?;
+            .map_err(|e| OidcError::Keys(format!("{url}: {}", transport_kind(&e))))?;
         let status = response.status();
         if !status.is_success() {
             return Err(OidcError::Keys(format!("{url} answered {status}")));
@@ -233,16 +230,6 @@ impl OidcVerifier {
             .json()
             .await
             .map_err(|_| OidcError::Keys(format!("{url} answered no JSON")))
-    }
-}
-
-fn transport(err: &reqwest::Error) -> &'static str {
-    if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else {
-        "transport error"
     }
 }
 

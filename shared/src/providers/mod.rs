@@ -62,17 +62,21 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// A transport failure (no answer): transient, described without the URL.
-pub fn transport_error(err: reqwest::Error) -> ProviderError {
-    let kind = if err.is_timeout() {
+/// What kind of transport failure (no answer) `err` is, in words for a log or an error.
+pub fn transport_kind(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
         "could not connect"
     } else {
         "transport error"
-    };
+    }
+}
+
+/// A transport failure (no answer): transient, described without the URL.
+pub fn transport_error(err: reqwest::Error) -> ProviderError {
     ProviderError::Transient {
-        reason: format!("{kind}: {}", err.without_url()),
+        reason: format!("{}: {}", transport_kind(&err), err.without_url()),
         retry_after: None,
     }
 }
