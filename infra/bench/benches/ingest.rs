@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bench::{load_average, machine};
 use serde_json::{Value, json};
 use shared::Secret;
 use shared::config::Config;
@@ -156,13 +157,6 @@ async fn all_items(client: &reqwest::Client, url: &str, token: &str) -> Vec<Valu
     }
 }
 
-/// The 1/5/15-minute load averages: other work on the machine shows in the figures.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let figures: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!("load average {}", figures.join(" "))
-}
-
 fn row(name: &str, l: &Load) {
     println!(
         "| {name:<38} | {:>8} | {:>6} | {:>8.0} | {:>6.2} | {:>6.2} |",
@@ -224,11 +218,10 @@ async fn main() {
         .unwrap(),
     )
     .unwrap();
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "ingest: dev server in-process on {base} (embedded backend, workers running), {concurrency} concurrent clients × {} s on loopback, {cpus} cores, {}",
+        "ingest: dev server in-process on {base} (embedded backend, workers running), {concurrency} concurrent clients × {} s on loopback, {}",
         duration.as_secs(),
-        load_average()
+        machine()
     );
 
     let health = {
