@@ -41,3 +41,41 @@ PY
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
   export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 }
+
+# start_devserver WORK LOG [JWT_SECRET]: starts target/debug/devserver (built by the caller)
+# on a free loopback port with a fresh DATA_DIR=WORK/data, its stdout in WORK/stdout (only
+# the caller reads it: it may carry the dev token) and its stderr in LOG, and waits until it
+# listens. Provider APIs, and through the proxy variables any URL a config names, point at
+# a closed loopback port, and tenant-chosen URLs may not name private addresses (the SSRF
+# guard as in AWS): nothing leaves the machine. Sets PORT, BASE and SERVER_PID (the caller
+# stops it). Without JWT_SECRET, LOCAL_JWT_SECRET is unset (the server generates a secret
+# and prints a dev token); with it, it is the server's LOCAL_JWT_SECRET, passed through the
+# environment (a function argument is on no command line). RUST_LOG defaults to warn.
+start_devserver() {
+  local work=$1 log=$2 secret=${3:-} nowhere=http://127.0.0.1:9
+  local keep_secret=(-u LOCAL_JWT_SECRET)
+  [[ -n "$secret" ]] && keep_secret=()
+  PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  BASE="http://127.0.0.1:$PORT"
+  LOCAL_JWT_SECRET="$secret" env "${keep_secret[@]}" \
+    -u BACKEND -u JWT_ISSUER -u JWT_AUDIENCE -u PUBLIC_BASE_URL -u NO_PROXY -u no_proxy \
+    HTTP_PROXY=$nowhere HTTPS_PROXY=$nowhere ALL_PROXY=$nowhere \
+    ALLOW_PRIVATE_TARGETS=false \
+    PORT="$PORT" DATA_DIR="$work/data" RUST_LOG="${RUST_LOG:-warn}" \
+    TELEGRAM_API_BASE=$nowhere WAPPI_API_BASE=$nowhere MAX_API_BASE=$nowhere \
+    WHATSAPP_API_BASE=$nowhere VIBER_API_BASE=$nowhere VK_API_BASE=$nowhere \
+    AMOCRM_API_BASE=$nowhere SMTP_HOST=127.0.0.1 SMTP_PORT=9 \
+    target/debug/devserver > "$work/stdout" 2> "$log" &
+  SERVER_PID=$!
+  local _
+  for _ in $(seq 1 300); do
+    grep -q '^devserver listening on ' "$work/stdout" 2>/dev/null && return 0
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "the dev server exited before it listened; see $log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "the dev server did not listen within 30 s; see $log" >&2
+  return 1
+}

@@ -3,7 +3,10 @@
 #   * installs moto (local AWS emulator) and cfn-lint into .venv, cargo-lambda into
 #     .venv-lambda (project-local virtualenvs, from PyPI),
 #   * starts moto on a free loopback port and stops it on exit,
-#   * runs cargo fmt --check, clippy (-D warnings), every workspace test, cfn-lint,
+#   * runs cargo fmt --check, clippy (-D warnings), every workspace test, schemathesis over
+#     openapi.yaml against the dev server (infra/schemathesis.sh, .venv-schemathesis), the
+#     attack suite over every route (infra/attack.sh), every fuzz target for 5 s
+#     (infra/fuzz.sh: cargo-afl and AFL++ into .tools/), cfn-lint,
 #     every event in events/ through the functions' Lambda binaries under
 #     `cargo lambda watch` (infra/lambda-events.sh), and `sam validate --lint` + `sam build`
 #     of every function for Lambda arm64 (infra/build.sh; AWS SAM CLI into .venv-sam).
@@ -21,6 +24,12 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> schemathesis over openapi.yaml"
+./infra/schemathesis.sh
+echo "==> attack suite over every route (cross-tenant, tokens, API keys, secrets)"
+./infra/attack.sh
+echo "==> fuzzing every parser and the HTTP edge, 5 s a target (infra/fuzz.sh, AFL++)"
+FUZZ_SECONDS=5 FUZZ_PROFILE=ci ./infra/fuzz.sh
 echo "==> cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
 echo "==> events through the Lambda binaries (cargo lambda watch + invoke)"

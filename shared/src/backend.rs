@@ -61,6 +61,36 @@ impl Ports {
             .cloned()
             .ok_or(BackendError::NotConfigured(role.url_var()))
     }
+
+    /// The same ports on a wrapped table (a fault injector, a call counter).
+    pub fn map_table(mut self, wrap: impl FnOnce(Arc<dyn Table>) -> Arc<dyn Table>) -> Self {
+        self.table = wrap(self.table);
+        self
+    }
+
+    /// The same ports with every queue wrapped (their dead-letter queues stay as they are).
+    pub fn map_queues(
+        mut self,
+        wrap: impl Fn(QueueRole, Arc<dyn Queue>) -> Arc<dyn Queue>,
+    ) -> Self {
+        self.queues = std::mem::take(&mut self.queues)
+            .into_iter()
+            .map(|(role, queue)| (role, wrap(role, queue)))
+            .collect();
+        self
+    }
+
+    /// The same ports with every dead-letter queue wrapped (by the role of its queue).
+    pub fn map_dead_letter_queues(
+        mut self,
+        wrap: impl Fn(QueueRole, Arc<dyn Queue>) -> Arc<dyn Queue>,
+    ) -> Self {
+        self.dead_letters = std::mem::take(&mut self.dead_letters)
+            .into_iter()
+            .map(|(role, queue)| (role, wrap(role, queue)))
+            .collect();
+        self
+    }
 }
 
 pub async fn connect(backend: &Backend) -> Result<Ports, BackendError> {

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::egress::EgressPolicy;
+
 /// The queues the system uses. Each has a dead-letter queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QueueRole {
@@ -158,6 +160,10 @@ pub struct Config {
     /// Accepted audiences (`aud`, or `client_id` of Cognito access tokens) of those tokens
     /// (`JWT_AUDIENCE`, comma-separated); required with `JWT_ISSUER`.
     pub jwt_audiences: Vec<String>,
+    /// Whether URLs a tenant chose may reach private addresses and plain `http://`
+    /// (`ALLOW_PRIVATE_TARGETS`; default: yes on the embedded backend — a laptop — and no
+    /// on AWS). See [`crate::egress`].
+    pub egress: EgressPolicy,
 }
 
 fn http_url(var: &'static str, value: String) -> Result<String, ConfigError> {
@@ -260,12 +266,24 @@ impl Config {
         if jwt_issuer.is_some() && jwt_audiences.is_empty() {
             return Err(ConfigError::Missing("JWT_AUDIENCE"));
         }
+        let allow_private = match lookup("ALLOW_PRIVATE_TARGETS").as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            None => matches!(backend, Backend::Embedded { .. }),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "ALLOW_PRIVATE_TARGETS",
+                    reason: format!("expected `true` or `false`, got `{other}`"),
+                });
+            }
+        };
         Ok(Self {
             backend,
             public_base_url: optional_url("PUBLIC_BASE_URL")?,
             providers,
             jwt_issuer,
             jwt_audiences,
+            egress: EgressPolicy { allow_private },
         })
     }
 }
@@ -282,6 +300,30 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn private_targets_are_allowed_on_a_laptop_and_refused_in_aws_unless_set() {
+        let aws = [("BACKEND", "aws"), ("TABLE_NAME", "t")];
+        assert_eq!(
+            config(&[]).map(|c| c.egress),
+            Ok(EgressPolicy::ALLOW_PRIVATE)
+        );
+        assert_eq!(
+            config(&aws).map(|c| c.egress),
+            Ok(EgressPolicy::PUBLIC_ONLY)
+        );
+        let local_aws = [aws[0], aws[1], ("ALLOW_PRIVATE_TARGETS", "true")];
+        assert_eq!(
+            config(&local_aws).map(|c| c.egress),
+            Ok(EgressPolicy::ALLOW_PRIVATE)
+        );
+        let strict = [("ALLOW_PRIVATE_TARGETS", "false")];
+        assert_eq!(
+            config(&strict).map(|c| c.egress),
+            Ok(EgressPolicy::PUBLIC_ONLY)
+        );
+        assert!(config(&[("ALLOW_PRIVATE_TARGETS", "yes")]).is_err());
     }
 
     #[test]

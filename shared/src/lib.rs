@@ -13,11 +13,16 @@ pub mod adapters;
 pub mod backend;
 pub mod config;
 pub mod domain;
+pub mod egress;
+#[cfg(feature = "testing")]
+pub mod faults;
 pub mod http;
 pub mod leads;
 pub mod outbound;
 pub mod ports;
 pub mod providers;
+#[cfg(feature = "testing")]
+pub mod provision;
 pub mod repo;
 pub mod secret;
 pub mod signing;

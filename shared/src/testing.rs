@@ -229,6 +229,41 @@ pub fn amocrm_api(
     }
 }
 
+/// A global subscriber that records nothing but never lets a callsite's interest be
+/// cached as "never". Without it, a callsite that another test thread hits for the first
+/// time while a [`LogCapture`] is being registered can keep a stale "never" (tracing's
+/// interest cache is process-wide) and the capture misses that line — a flaky test.
+fn undecided_global_subscriber() {
+    struct Undecided;
+    impl tracing::Subscriber for Undecided {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::TRACE)
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Already set (a test installed its own global subscriber): nothing to do.
+        let _ = tracing::subscriber::set_global_default(Undecided);
+    });
+}
+
 /// Captures every log line written through it (for tests that search logs for secrets).
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
@@ -242,6 +277,7 @@ impl LogCapture {
             .json()
             .with_writer(move || sink.clone())
             .finish();
+        undecided_global_subscriber();
         tracing::subscriber::set_default(subscriber)
     }
 

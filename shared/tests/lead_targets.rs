@@ -12,7 +12,7 @@ use shared::domain::registry::IntegrationKind;
 use shared::domain::{IntegrationId, LeadId, TenantId};
 use shared::leads::{LeadContext, LeadSent, LeadTargets};
 use shared::ports::Sealed;
-use shared::providers::{ProviderError, http_client};
+use shared::providers::ProviderError;
 use shared::repo::integrations::{Integration, IntegrationStatus, OpenConfig};
 use shared::signing::StandardWebhooks;
 use shared::testing::{
@@ -32,7 +32,7 @@ fn targets(base: &str) -> LeadTargets {
         _ => None,
     })
     .unwrap();
-    LeadTargets::new(http_client(), &config.providers)
+    LeadTargets::new(shared::egress::TargetClient::local(), &config.providers)
 }
 
 fn config(pairs: &[(&str, &str)]) -> OpenConfig {
@@ -832,4 +832,73 @@ fn telegram_text_stays_within_the_message_limit() {
     );
     assert!(text.contains("<b>Comment:</b> &lt;&amp;&gt;"));
     assert!(text.ends_with('…'));
+}
+
+// ---- the SSRF guard ---------------------------------------------------------------------
+
+/// The targets as AWS runs them: tenant URLs must be public https.
+fn public_only_targets() -> LeadTargets {
+    let config = Config::from_lookup(|_| None).unwrap();
+    LeadTargets::new(
+        shared::egress::TargetClient::new(shared::egress::EgressPolicy::PUBLIC_ONLY),
+        &config.providers,
+    )
+}
+
+#[tokio::test]
+async fn a_lead_to_a_private_address_fails_final_with_the_reason_and_sends_nothing() {
+    let targets = public_only_targets();
+    let cases = [
+        (
+            "webhooks",
+            config(&[
+                ("url", "https://169.254.169.254/latest/meta-data/"),
+                ("secret", WHSEC),
+            ]),
+        ),
+        (
+            "webhooks",
+            config(&[("url", "https://[::ffff:10.0.0.8]/hook"), ("secret", WHSEC)]),
+        ),
+        (
+            "webhooks",
+            config(&[("url", "http://crm.example.com/hook"), ("secret", WHSEC)]),
+        ),
+        (
+            "bitrix24",
+            config(&[("webhook_url", "https://192.168.0.10/rest/1/k3y/")]),
+        ),
+    ];
+    for (kind, config) in cases {
+        let err = deliver(&targets, kind, &config).await.unwrap_err();
+        let ProviderError::Rejected(reason) = &err else {
+            panic!("{kind}: a refused target is final, got {err:?}");
+        };
+        assert!(reason.contains("refused"), "{kind}: {reason}");
+        assert!(
+            !reason.contains("k3y"),
+            "the reason names no path: {reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_target_named_like_a_public_host_but_resolving_to_loopback_is_refused() {
+    let hook = answering(204, vec![], Value::Null).await;
+    let url = format!(
+        "{}/hooks/lead",
+        hook.base.replace("http://127.0.0.1", "https://localhost")
+    );
+    let err = deliver(
+        &public_only_targets(),
+        "webhooks",
+        &config(&[("url", url.as_str()), ("secret", WHSEC)]),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Rejected(r) if r.contains("loopback")),
+        "{err:?}"
+    );
+    assert!(hook.requests().is_empty());
 }

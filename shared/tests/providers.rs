@@ -164,7 +164,7 @@ async fn bitrix24_calls_methods_on_the_webhook_url() {
     let server = FakeServer::start(shared::testing::bitrix24_api("k3y"))
         .await
         .unwrap();
-    let api = Bitrix24Api::new(http_client());
+    let api = Bitrix24Api::new(shared::egress::TargetClient::local());
     let profile = api
         .profile(&secret(&format!("{}/rest/1/k3y/", server.base)))
         .await

@@ -247,6 +247,22 @@ async fn one_phone_on_telegram_and_max_is_one_client_and_a_reply_leaves_only_thr
     let max_only = sys.get("/v1/inbox/dialogs?channel=max").await;
     let items = max_only["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
+    for empty in ["channel=", "integration_id="] {
+        let r = sys
+            .call(
+                Method::GET,
+                &format!("/v1/inbox/dialogs?{empty}"),
+                None,
+                &[],
+                true,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an empty filter {empty}"
+        );
+    }
     assert_eq!(items[0]["unread_count"], 1);
     let dialog = items[0]["id"].as_str().unwrap().to_owned();
 

@@ -5,7 +5,7 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 use shared::http::lambda::{from_lambda, to_lambda};
-use shared::http::{Access, ApiResponse, Role, Router};
+use shared::http::{Access, ApiResponse, Role, Roles, Router};
 
 fn event(raw: &str) -> shared::http::ApiRequest {
     from_lambda(lambda_http::request::from_str(raw).expect("a valid API Gateway v2 event"))
@@ -43,7 +43,7 @@ async fn authorizer_claims_become_the_dashboard_principal() {
     let router = Router::new(None).route(
         Method::GET,
         "/v1/whoami",
-        Access::Dashboard,
+        Access::Dashboard(Roles::ANY),
         |_, p| async move {
             Ok(ApiResponse::json(
                 StatusCode::OK,
@@ -60,10 +60,12 @@ async fn the_same_route_without_authorizer_claims_is_401() {
     let request = event(include_str!("../../events/shared/health-get.json"));
     let mut request = request;
     request.path = "/v1/whoami".into();
-    let router =
-        Router::new(None).route(Method::GET, "/v1/whoami", Access::Dashboard, |_, _| async {
-            Ok(ApiResponse::empty(StatusCode::OK))
-        });
+    let router = Router::new(None).route(
+        Method::GET,
+        "/v1/whoami",
+        Access::Dashboard(Roles::ANY),
+        |_, _| async { Ok(ApiResponse::empty(StatusCode::OK)) },
+    );
     let response = router.handle(request).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
     assert_eq!(response.json_body()["error"]["code"], "UNAUTHORIZED");

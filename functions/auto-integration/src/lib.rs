@@ -15,13 +15,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::backend::{BackendError, Ports};
 use shared::config::{Config, QueueRole};
-use shared::domain::lead::Lead;
+use shared::domain::lead::{DeliveryState, Lead};
 use shared::domain::registry::{self, IntegrationKind};
 use shared::domain::{IntegrationId, LeadId, MessageId, TenantId, phone};
 use shared::http::{
-    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Router, Scope, idempotency,
+    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Roles, Router, Scope,
+    idempotency,
 };
-use shared::leads::service::{IntakeJob, LeadError, LeadService, Outcome};
+use shared::leads::service::{
+    DeliveryJob, DispatchReport, Dispatched, IntakeJob, LeadError, LeadService, Outcome, Skipped,
+};
+use shared::ports::queue::OutgoingMessage;
 use shared::ports::table::TableError;
 use shared::ports::{Clock, Queue};
 use shared::repo::RepoError;
@@ -56,7 +60,7 @@ impl Deps {
 
 pub fn router(deps: Arc<Deps>) -> Router {
     let auth = Arc::new(Authenticator::new(deps.api_keys.clone()));
-    let access = Access::DashboardOrApiKey(Scope::LeadsWrite);
+    let access = Access::DashboardOrApiKey(Roles::ANY, Scope::LeadsWrite);
     let mut router = Router::new(Some(auth))
         .body_limit(BODY_LIMIT)
         .route(
@@ -89,7 +93,13 @@ pub fn router(deps: Arc<Deps>) -> Router {
             access,
             shared::handler!(deps, resend_one),
         );
-    for method in [Method::GET, Method::PUT, Method::DELETE] {
+    // Reading the routing is everyone's; changing it is configuration (owner, admin).
+    let configure = Access::DashboardOrApiKey(Roles::MANAGERS, Scope::LeadsWrite);
+    for (method, access) in [
+        (Method::GET, access),
+        (Method::PUT, configure),
+        (Method::DELETE, configure),
+    ] {
         router = router.route(
             method,
             "/v1/lead-routing/{scope}/{external_id}",
@@ -176,7 +186,8 @@ fn lead_from(body: LeadBody, tenant: &TenantId, deps: &Deps) -> Result<(Lead, u6
             return Err(invalid("email", "not an e-mail address"));
         }
     }
-    let name = text("name", body.name, 200)?;
+    let name = shared::domain::text::optional_display_name(body.name.as_deref(), 200)
+        .map_err(|e| invalid("name", &e.to_string()))?;
     if name.is_none() && phone.is_none() && email.is_none() {
         return Err(invalid("name", "a lead needs a name, a phone or an e-mail"));
     }
@@ -250,19 +261,21 @@ async fn create_lead(
         |id: MessageId| async move {
             // The id the first attempt chose: a retry after a crash stores the same lead.
             lead.id = LeadId::parse(id.as_str()).unwrap_or_else(|_| LeadId::generate());
-            match deps.service.leads.insert(&lead).await {
-                Ok(()) => {}
+            let retried = match deps.service.leads.insert(&lead).await {
+                Ok(()) => false,
                 Err(RepoError::Table(TableError::ConditionFailed)) => {
                     tracing::info!(lead_id = %lead.id, "the lead was stored by an earlier attempt");
+                    true
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
             let dispatch = if delay == 0 {
-                let report = deps
-                    .service
-                    .dispatch(&lead, None)
-                    .await
-                    .map_err(lead_error)?;
+                let report = if retried {
+                    resume_dispatch(deps, &lead).await
+                } else {
+                    deps.service.dispatch(&lead, None).await
+                }
+                .map_err(lead_error)?;
                 json!({"status": "dispatched", "report": report})
             } else {
                 let at = deps
@@ -278,6 +291,58 @@ async fn create_lead(
         },
     )
     .await
+}
+
+/// The fan-out of a lead that an earlier attempt of the same request stored. If that
+/// attempt started a round for every integration of the lead, it got as far as queueing
+/// their jobs (all, some or none of them): the jobs of the rounds still pending are queued
+/// again — a round is delivered once however many jobs name it — instead of new rounds,
+/// which would deliver the lead a second time to every target that already has it.
+/// Otherwise that attempt queued nothing and the lead is fanned out as new.
+async fn resume_dispatch(deps: &Deps, lead: &Lead) -> Result<DispatchReport, LeadError> {
+    let service = &deps.service;
+    let deliveries = service.leads.deliveries(&lead.tenant_id, &lead.id).await?;
+    let integrations = service.integrations_of(lead).await?;
+    let started = integrations
+        .iter()
+        .all(|i| deliveries.iter().any(|d| d.integration_id == i.id));
+    if deliveries.is_empty() || !started {
+        return service.dispatch(lead, None).await;
+    }
+    let mut report = DispatchReport::default();
+    let mut jobs = Vec::new();
+    for delivery in deliveries {
+        if delivery.status == DeliveryState::Skipped {
+            report.skipped.push(Skipped {
+                integration_id: delivery.integration_id,
+                kind: delivery.kind,
+                reason: delivery.last_error.unwrap_or_default(),
+            });
+            continue;
+        }
+        if delivery.status == DeliveryState::Pending {
+            jobs.push(DeliveryJob {
+                tenant_id: lead.tenant_id.clone(),
+                lead_id: lead.id.clone(),
+                integration_id: delivery.integration_id.clone(),
+                round: delivery.round,
+            });
+        }
+        report.dispatched.push(Dispatched {
+            integration_id: delivery.integration_id,
+            kind: delivery.kind,
+            round: delivery.round,
+        });
+    }
+    for batch in jobs.chunks(shared::ports::MAX_BATCH) {
+        let messages = batch
+            .iter()
+            .map(OutgoingMessage::json)
+            .collect::<Result<Vec<_>, _>>()?;
+        service.deliveries.send_batch(messages).await?;
+    }
+    tracing::info!(lead_id = %lead.id, requeued = jobs.len(), "fan-out of an earlier attempt resumed");
+    Ok(report)
 }
 
 async fn load_lead(deps: &Deps, principal: &Principal, raw: &str) -> Result<Lead, ApiError> {

@@ -93,6 +93,12 @@ async fn auto_integration_and_lead_delivery_events() {
     };
     let routed = http("routing-put-entity").await;
     assert_eq!(shared::testing::status_of(&routed), 200, "{routed}");
+    let refused = http("routing-put-entity-agent").await;
+    assert_eq!(shared::testing::status_of(&refused), 403, "{refused}");
+    assert_eq!(
+        shared::testing::body_of(&refused)["error"]["code"],
+        "ROLE_REQUIRED"
+    );
     let created = http("create-lead").await;
     assert_eq!(shared::testing::status_of(&created), 201, "{created}");
     assert_eq!(

@@ -4,11 +4,10 @@
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role, Scope};
+use shared::domain::text;
+use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Scope};
 
 use crate::Deps;
-
-const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +21,7 @@ pub async fn list(
     _req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(MANAGERS)?;
+    let tenant = principal.tenant()?;
     let items = deps.api_keys.list(tenant).await?;
     Ok(ApiResponse::json(
         StatusCode::OK,
@@ -35,15 +34,13 @@ pub async fn create(
     req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(MANAGERS)?;
+    let tenant = principal.tenant()?;
     let body: CreateBody = req.json()?;
-    let name = body.name.trim();
     let mut problems = Vec::new();
-    if name.is_empty() || name.chars().count() > 100 {
-        problems.push(
-            json!({"field": "name", "code": "invalid_length", "message": "1 to 100 characters"}),
-        );
-    }
+    let name = text::display_name(&body.name, 100).unwrap_or_else(|e| {
+        problems.push(json!({"field": "name", "code": e.code(), "message": e.to_string()}));
+        String::new()
+    });
     if body.scopes.is_empty() {
         problems
             .push(json!({"field": "scopes", "code": "required", "message": "at least one scope"}));
@@ -57,7 +54,7 @@ pub async fn create(
     let mut scopes = body.scopes;
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
-    let (record, raw) = deps.api_keys.create(tenant, name, scopes).await?;
+    let (record, raw) = deps.api_keys.create(tenant, &name, scopes).await?;
     let mut answer = serde_json::to_value(&record).map_err(|_| ApiError::internal())?;
     answer["key"] = json!(raw.expose());
     Ok(ApiResponse::json(StatusCode::CREATED, &answer))
@@ -68,7 +65,7 @@ pub async fn revoke(
     req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(MANAGERS)?;
+    let tenant = principal.tenant()?;
     let id = req.path_param("id")?;
     let record = deps
         .api_keys

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use shared::domain::IntegrationId;
 use shared::domain::registry::{self, FieldError, IntegrationKind, IntegrationMeta};
+use shared::domain::text;
 use shared::http::{ApiError, ApiRequest, ApiResponse, Principal};
 use shared::ports::TableError;
 use shared::repo::RepoError;
@@ -65,16 +66,12 @@ fn meta_of(integration: &Integration) -> Result<&'static IntegrationMeta, ApiErr
 }
 
 fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
-    let name = name
-        .map(|n| n.trim().to_owned())
-        .unwrap_or_else(|| default.to_owned());
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::validation(
-            "the name must have 1 to 100 characters",
-            json!({"fields": [{"field": "name", "code": "invalid_length"}]}),
-        ));
-    }
-    Ok(name)
+    text::display_name(name.as_deref().unwrap_or(default), MAX_NAME_CHARS).map_err(|e| {
+        ApiError::validation(
+            format!("the name {e}"),
+            json!({"fields": [{"field": "name", "code": e.code(), "message": e.to_string()}]}),
+        )
+    })
 }
 
 fn random_hex(bytes: usize) -> Result<String, ApiError> {
@@ -214,7 +211,9 @@ pub async fn connect(
             ),
         )
     })?;
-    let mut config = meta.validate(&body.config).map_err(fields_error)?;
+    let mut config = meta
+        .validate(&body.config, deps.egress)
+        .map_err(fields_error)?;
     generate_secrets(meta, &mut config)?;
     let name = clean_name(body.name, meta.name)?;
     let enabled = body.is_enabled.unwrap_or(true);
@@ -383,7 +382,7 @@ async fn apply_patch(
     if let Some(patch) = body.config {
         let stored = deps.integrations.open(&integration).await?;
         let mut config = meta
-            .validate(&merge(meta, &stored, patch))
+            .validate(&merge(meta, &stored, patch), deps.egress)
             .map_err(fields_error)?;
         generate_secrets(meta, &mut config)?;
         let channel = repo::channel_of(meta, &config);

@@ -16,11 +16,11 @@ use serde_json::json;
 use shared::backend::{BackendError, Ports};
 use shared::config::Config;
 use shared::domain::registry::REGISTRY;
-use shared::http::{Access, ApiResponse, Authenticator, Router, Scope};
+use shared::egress::{EgressPolicy, TargetClient};
+use shared::http::{Access, ApiResponse, Authenticator, Roles, Router, Scope};
 use shared::ports::Table;
 use shared::providers::amocrm::AmoCrmApi;
 use shared::providers::bitrix24::Bitrix24Api;
-use shared::providers::http_client;
 use shared::providers::max::MaxApi;
 use shared::providers::telegram_bot::TelegramBotApi;
 use shared::providers::whatsapp::WhatsAppApi;
@@ -43,6 +43,8 @@ pub struct Deps {
     pub whatsapp: WhatsAppApi,
     pub bitrix24: Bitrix24Api,
     pub amocrm: AmoCrmApi,
+    /// What URL fields may point at (the SSRF guard's policy, `ALLOW_PRIVATE_TARGETS`).
+    pub egress: EgressPolicy,
     /// Base of webhook URLs (`PUBLIC_BASE_URL`); `None` hides `webhook_url`.
     pub public_base_url: Option<String>,
     /// The one HTTP client of the function (each built client reads the TLS root store at
@@ -52,7 +54,8 @@ pub struct Deps {
 
 impl Deps {
     pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
-        let http = http_client();
+        let targets = TargetClient::new(config.egress);
+        let http = targets.http().clone();
         Ok(Arc::new(Self {
             table: ports.table.clone(),
             integrations: Integrations::new(
@@ -66,8 +69,9 @@ impl Deps {
             telegram: TelegramBotApi::new(http.clone(), &config.providers.telegram),
             max: MaxApi::new(http.clone(), &config.providers.max),
             whatsapp: WhatsAppApi::new(http.clone(), &config.providers.whatsapp),
-            bitrix24: Bitrix24Api::new(http.clone()),
+            bitrix24: Bitrix24Api::new(targets),
             amocrm: AmoCrmApi::new(http.clone(), config.providers.amocrm.clone()),
+            egress: config.egress,
             public_base_url: config.public_base_url.clone(),
             http,
         }))
@@ -81,7 +85,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route(
             Method::GET,
             "/v1/registry",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             |_, _| async {
                 Ok(ApiResponse::json(
                     StatusCode::OK,
@@ -92,115 +96,115 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route(
             Method::GET,
             "/v1/integrations",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, integrations::list),
         )
         .route(
             Method::POST,
             "/v1/integrations",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, integrations::connect),
         )
         .route(
             Method::GET,
             "/v1/integrations/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, integrations::get),
         )
         .route(
             Method::PATCH,
             "/v1/integrations/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, integrations::patch),
         )
         .route(
             Method::DELETE,
             "/v1/integrations/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, integrations::disconnect),
         )
         .route(
             Method::POST,
             "/v1/integrations/{id}/test",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, integrations::test),
         )
         .route(
             Method::GET,
             "/v1/integrations/{id}/logs",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, integrations::logs),
         )
         .route(
             Method::GET,
             "/v1/api-keys",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, api_keys::list),
         )
         .route(
             Method::POST,
             "/v1/api-keys",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, api_keys::create),
         )
         .route(
             Method::DELETE,
             "/v1/api-keys/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, api_keys::revoke),
         )
         .route(
             Method::GET,
             "/v1/profile",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, profile::get_profile),
         )
         .route(
             Method::PUT,
             "/v1/profile",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, profile::put_profile),
         )
         .route(
             Method::GET,
             "/v1/catalog",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, profile::get_catalog),
         )
         .route(
             Method::PUT,
             "/v1/catalog",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, profile::put_catalog),
         )
         .route(
             Method::GET,
             "/v1/prompt",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, prompt::get),
         )
         .route(
             Method::PUT,
             "/v1/prompt",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, prompt::put),
         )
         .route(
             Method::GET,
             "/v1/prompt/history",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, prompt::history),
         )
         .route(
             Method::POST,
             "/v1/prompt/restore",
-            Access::Dashboard,
+            Access::Dashboard(Roles::MANAGERS),
             shared::handler!(deps, prompt::restore),
         )
         .route(
             Method::POST,
             "/v1/prompt/validate",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, prompt::validate),
         )
         .route(
@@ -212,7 +216,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route(
             Method::DELETE,
             "/v1/tenant",
-            Access::Dashboard,
+            Access::Dashboard(Roles::OWNER),
             shared::handler!(deps, tenant::delete),
         )
 }

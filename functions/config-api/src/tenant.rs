@@ -6,7 +6,7 @@
 
 use http::StatusCode;
 use serde_json::json;
-use shared::http::{ApiError, ApiRequest, ApiResponse, Principal, Role};
+use shared::http::{ApiError, ApiRequest, ApiResponse, Principal};
 use shared::ports::table::{Key, Query};
 use shared::repo::query_all;
 
@@ -17,7 +17,7 @@ pub async fn delete(
     _req: ApiRequest,
     principal: Principal,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = principal.require_role(&[Role::Owner])?.clone();
+    let tenant = principal.tenant()?.clone();
     let mut deleted = 0usize;
     // All keys are read before deleting: deleting while paging would move the cursor.
     for query in [

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::http::lambda::{RequestAuthorizer, dispatch_with_authorizer};
 use shared::http::oidc::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
-use shared::http::{Access, ApiResponse, OidcError, OidcVerifier, Principal, Scope};
+use shared::http::{Access, ApiResponse, OidcError, OidcVerifier, Principal, Roles, Scope};
 use shared::ports::ManualClock;
 use shared::testing::{FakeServer, LogCapture};
 
@@ -512,7 +512,7 @@ fn whoami_router(app: &support::App) -> shared::http::Router {
     app.router.clone().route(
         Method::POST,
         "/v1/messages/telegram",
-        Access::DashboardOrApiKey(Scope::MessagesSend),
+        Access::DashboardOrApiKey(Roles::ANY, Scope::MessagesSend),
         |_, principal| async move {
             let who = match principal {
                 Principal::User {

@@ -7,8 +7,13 @@ use shared::http::lambda::from_lambda;
 
 mod support;
 
+/// The router as the template configures the function (private targets refused).
 async fn answer(raw: &str) -> (StatusCode, serde_json::Value) {
-    let app = support::app();
+    let config = shared::config::Config::from_lookup(|var| {
+        (var == "ALLOW_PRIVATE_TARGETS").then(|| "false".to_owned())
+    })
+    .unwrap();
+    let app = support::app_with(&config);
     let request = from_lambda(lambda_http::request::from_str(raw).unwrap());
     let response = app.router.handle(request).await;
     (response.status, response.json_body())

@@ -33,6 +33,8 @@ async fn app_with(public_base_url: Option<&str>) -> World {
         .unwrap();
     let max = FakeServer::start(max_api(MAX_TOKEN)).await.unwrap();
     let mut config = support::default_config();
+    // As deployed: tenant URLs must be public https (the provider fakes are operator bases).
+    config.egress = shared::egress::EgressPolicy::PUBLIC_ONLY;
     config.public_base_url = public_base_url.map(str::to_owned);
     config.providers.telegram = telegram.base.clone();
     config.providers.max = max.base.clone();
@@ -122,6 +124,35 @@ async fn invalid_configs_are_refused_naming_each_field() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["extra", "webhook_url"]);
+    let (status, body) = app
+        .connect(
+            "acme",
+            json!({"provider": "bitrix24", "config": {"webhook_url": "https://10.1.2.3/rest/1/k/"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["details"]["fields"][0]["field"],
+        "webhook_url"
+    );
+    assert_eq!(
+        body["error"]["details"]["fields"][0]["code"],
+        "private_address"
+    );
+    let local = support::app();
+    let (status, body) = local
+        .call(
+            "acme",
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"provider": "webhooks", "config": {"url": "http://127.0.0.1:8080/hook"}})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the dev server takes a local http target: {body}"
+    );
     let (status, body) = app.connect("acme", json!({"provider": "icq"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "UNKNOWN_PROVIDER");

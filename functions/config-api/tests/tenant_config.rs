@@ -404,7 +404,7 @@ async fn bot_webhook_secret_is_generated_sealed_masked_and_kept() {
         "a masked value sent back keeps the secret"
     );
     body["bot_webhook_secret"] = json!("not-a-secret");
-    body["bot_webhook_url"] = json!("http://insecure.example.com");
+    body["bot_webhook_url"] = json!("ftp://insecure.example.com");
     let (status, errors) = app
         .call("acme", Method::PUT, "/v1/profile", Some(body))
         .await;

@@ -12,9 +12,10 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::domain::inbox::{Client, Dialog, Identity};
+use shared::domain::text;
 use shared::domain::{ClientId, DialogId, IntegrationId, MessageId, phone};
 use shared::http::{
-    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Router, idempotency,
+    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Roles, Router, idempotency,
 };
 use shared::outbound::api::Deps as SendDeps;
 use shared::outbound::channel::{FileRef, Outgoing, Template};
@@ -60,37 +61,37 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route(
             Method::POST,
             "/v1/clients",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, create_client),
         )
         .route(
             Method::GET,
             "/v1/clients",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, find_client),
         )
         .route(
             Method::GET,
             "/v1/clients/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, get_client),
         )
         .route(
             Method::GET,
             "/v1/inbox/dialogs",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, list_dialogs),
         )
         .route(
             Method::GET,
             "/v1/inbox/dialogs/{id}/messages",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, list_messages),
         )
         .route(
             Method::POST,
             "/v1/inbox/dialogs/{id}/reply",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             shared::handler!(deps, reply),
         )
 }
@@ -156,10 +157,12 @@ fn identity(body: IdentityBody, index: usize) -> Result<Identity, ApiError> {
             "must be 1 to 128 printable characters without #",
         ));
     }
+    let username = text::optional_display_name(body.username.as_deref(), MAX_USERNAME_CHARS)
+        .map_err(|e| invalid(&field("username"), &e.to_string()))?;
     Ok(Identity {
         channel: body.channel,
         external_id,
-        username: body.username.filter(|u| !u.is_empty()),
+        username,
     })
 }
 
@@ -207,25 +210,23 @@ async fn create_client(
         ),
         None => None,
     };
-    let identities = body
+    let mut identities = body
         .identities
         .into_iter()
         .enumerate()
         .map(|(i, b)| identity(b, i))
         .collect::<Result<Vec<_>, _>>()?;
+    // The same identity twice (also once trimmed) is one identity: the first one given.
+    let mut seen = std::collections::HashSet::new();
+    identities.retain(|i| seen.insert((i.channel.clone(), i.external_id.clone())));
     if e164.is_none() && identities.is_empty() {
         return Err(invalid(
             "phone",
             "a phone or at least one identity is required",
         ));
     }
-    let name = body
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(invalid("name", "longer than 200 characters"));
-    }
+    let name = text::optional_display_name(body.name.as_deref(), 200)
+        .map_err(|e| invalid("name", &e.to_string()))?;
     let inbox = &deps.sender.inbox;
     for _ in 0..3 {
         let existing = match &e164 {
@@ -403,7 +404,9 @@ async fn list_dialogs(
 ) -> Result<ApiResponse, ApiError> {
     let tenant = principal.tenant()?;
     let (limit, cursor) = page_params(&req)?;
-    let channel = req.query.get("channel").filter(|c| !c.is_empty()).cloned();
+    // A filter given is a filter: `channel=` or `integration_id=` (empty) is refused, not
+    // read as "all".
+    let channel = req.query.get("channel").cloned();
     if let Some(c) = &channel
         && !CHANNELS.contains(&c.as_str())
     {
@@ -412,7 +415,7 @@ async fn list_dialogs(
             &format!("unknown channel; one of {}", CHANNELS.join(", ")),
         ));
     }
-    let integration = match req.query.get("integration_id").filter(|i| !i.is_empty()) {
+    let integration = match req.query.get("integration_id") {
         Some(raw) => Some(
             IntegrationId::parse(raw.as_str())
                 .map_err(|_| invalid("integration_id", "not an integration id"))?,
@@ -530,6 +533,8 @@ fn template(body: TemplateBody, channel: &str) -> Result<Template, ApiError> {
     })
 }
 
+/// Longest username an identity may carry (Telegram's are at most 32).
+const MAX_USERNAME_CHARS: usize = 128;
 const ATTACHMENT_TYPES: [&str; 4] = ["image", "video", "audio", "document"];
 
 fn reply_content(body: ReplyBody, channel: &str) -> Result<Outgoing, ApiError> {

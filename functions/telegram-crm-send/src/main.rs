@@ -1,7 +1,7 @@
 //! telegram-crm-send Lambda: build config and adapters once, then serve the router.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let config = shared::config::Config::from_env()?;
     let ports = shared::backend::connect(&config.backend).await?;

@@ -231,7 +231,7 @@ fn decision() {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     let providers = ChannelProviders::new(
-        shared::providers::http_client(),
+        shared::egress::TargetClient::local(),
         &Config::from_lookup(|_| None).unwrap().providers,
     );
     let two = vec![

@@ -169,3 +169,74 @@ async fn a_poison_message_goes_to_the_dlq_at_once() {
     );
     assert_eq!(app.work().await, 0);
 }
+
+/// A queued message the worker delivers through another integration than its
+/// placeholder's moves to that integration's dialog; a second copy of the job (SQS
+/// delivers at least once) finds it there and sends nothing.
+#[tokio::test]
+async fn a_job_delivered_through_a_fallback_is_not_sent_again_by_its_copy() {
+    let app = app().await;
+    let wappi = app.wappi("acme", "wappi1", "profile-a", true).await;
+    app.telegram_crm("acme", "crm1", "acc-1", false).await;
+    let client = app.client("acme").await;
+    app.inbound("acme", &client, &wappi, "wappi").await;
+    app.world.knows("profile-a", USER_ID);
+    app.world.knows("acc-1", USER_ID);
+    app.world.down("profile-a", 503, None);
+    app.world.down("acc-1", 503, None);
+    let r = app
+        .post("acme", &json!({"client_id": client, "text": "hi"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json_body());
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    let placeholder_dialog = r.json_body()["dialog_id"].as_str().unwrap().to_owned();
+    app.advance(11);
+    let job = app
+        .ports
+        .queue(QueueRole::Outbound)
+        .unwrap()
+        .receive(1, std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .body;
+
+    // The wappi token is revoked meanwhile, the CRM account recovers: the worker falls
+    // back to the CRM integration, whose dialog is not the placeholder's.
+    let crm_calls = |app: &support::App| {
+        app.sends()
+            .into_iter()
+            .filter(|c| c.path == "/crm/messages")
+            .count()
+    };
+    let failed = crm_calls(&app);
+    app.world.down("profile-a", 401, None);
+    app.world.up("acc-1");
+    app.advance(1000);
+    assert_eq!(app.work().await, 1);
+    let delivered = |app: &support::App| crm_calls(app) - failed;
+    assert_eq!(delivered(&app), 1);
+    let outbound: Vec<_> = app
+        .messages("acme")
+        .await
+        .into_iter()
+        .filter(|m| m["direction"] == "outbound")
+        .collect();
+    assert_eq!(outbound.len(), 1, "{outbound:?}");
+    assert_eq!(outbound[0]["status"], "sent");
+    assert_eq!(outbound[0]["integration_id"], "crm1");
+    assert_ne!(outbound[0]["dialog_id"], placeholder_dialog.as_str());
+
+    // The copy of the job.
+    app.ports
+        .queue(QueueRole::Outbound)
+        .unwrap()
+        .send(OutgoingMessage::new(job))
+        .await
+        .unwrap();
+    app.advance(1000);
+    assert_eq!(app.work().await, 1);
+    assert_eq!(delivered(&app), 1, "message {id} reached the chat twice");
+    assert!(app.dead_letters().await.is_empty());
+}

@@ -90,6 +90,37 @@ pub fn full_name(parts: &[Option<&str>]) -> Option<String> {
 }
 
 impl InboundEvent {
+    /// The first id the event lacks (an empty string), by name. Every id is a key: an
+    /// empty event id would dedupe every such event as one, an empty sender or chat id
+    /// would make every such sender one client.
+    pub fn missing_id(&self) -> Option<&'static str> {
+        let mut ids: Vec<(&'static str, &str)> = vec![("event id", &self.event_id)];
+        match &self.kind {
+            EventKind::Message(m) => ids.extend([
+                ("sender id", m.sender.external_id.as_str()),
+                ("chat id", &m.chat_id),
+                ("message id", &m.provider_message_id),
+            ]),
+            EventKind::Edited {
+                provider_message_id,
+                ..
+            }
+            | EventKind::Status {
+                provider_message_id,
+                ..
+            } => ids.push(("message id", provider_message_id)),
+            EventKind::Action {
+                sender, chat_id, ..
+            } => ids.extend([
+                ("sender id", sender.external_id.as_str()),
+                ("chat id", chat_id),
+            ]),
+        }
+        ids.into_iter()
+            .find(|(_, id)| id.trim().is_empty())
+            .map(|(name, _)| name)
+    }
+
     /// The sender's provider id, for events that have one.
     pub fn sender_id(&self) -> Option<&str> {
         match &self.kind {

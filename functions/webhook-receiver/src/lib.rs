@@ -44,11 +44,12 @@ pub struct Deps {
     pub events: Arc<dyn Queue>,
     pub bot_webhooks: BotWebhookSecrets,
     pub clock: Arc<dyn Clock>,
-    pub http: reqwest::Client,
+    /// The push to the tenant's `bot_webhook_url` (the SSRF guard's client).
+    pub targets: shared::egress::TargetClient,
 }
 
 impl Deps {
-    pub fn new(ports: &Ports, _config: &Config) -> Result<Arc<Self>, BackendError> {
+    pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
         let secrets = ports.secrets()?;
         Ok(Arc::new(Self {
             integrations: Integrations::new(
@@ -62,7 +63,7 @@ impl Deps {
             events: ports.queue(QueueRole::InboundEvents)?,
             bot_webhooks: BotWebhookSecrets::new(ports.table.clone(), secrets),
             clock: ports.clock.clone(),
-            http: shared::providers::http_client(),
+            targets: shared::egress::TargetClient::new(config.egress),
         }))
     }
 }
@@ -138,7 +139,8 @@ async fn handle(
     };
     let result = match req.method {
         Method::GET => provider.handshake(&config, &wreq).map_err(ApiError::from),
-        Method::OPTIONS => preflight(cors.as_deref()),
+        Method::OPTIONS if name == "web_widget" => preflight(cors.as_deref()),
+        Method::OPTIONS => Err(Rejection::MethodNotAllowed.into()),
         _ => receive(deps, provider, &integration, &config, &wreq).await,
     };
     drop(_guard);
@@ -154,7 +156,13 @@ async fn handle(
                 metric::WEBHOOK_REFUSED
             };
             metrics.clone().count(name, 1).emit();
-            ApiResponse::error(&e)
+            let mut response = ApiResponse::error(&e);
+            if e.status == StatusCode::METHOD_NOT_ALLOWED {
+                response
+                    .headers
+                    .insert(header::ALLOW, HeaderValue::from_static(provider.methods()));
+            }
+            response
         }
     };
     if let Some(origin) = cors.and_then(|o| HeaderValue::from_str(&o).ok()) {
@@ -174,9 +182,14 @@ async fn handle(
     Ok(response)
 }
 
+/// The widget's CORS preflight: allowed only from one of its `allowed_domains`.
 fn preflight(origin: Option<&str>) -> Result<ApiResponse, ApiError> {
     if origin.is_none() {
-        return Err(Rejection::MethodNotAllowed.into());
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ORIGIN_NOT_ALLOWED",
+            "the Origin is not one of the widget's allowed domains",
+        ));
     }
     let mut response = ApiResponse::empty(StatusCode::NO_CONTENT);
     response.headers.insert(
@@ -203,6 +216,9 @@ async fn receive(
 ) -> Result<ApiResponse, ApiError> {
     provider.verify(config, wreq)?;
     let parsed = provider.parse(config, wreq.body)?;
+    if let Some(missing) = parsed.events.iter().find_map(|e| e.missing_id()) {
+        return Err(providers::malformed(format!("an event without its {missing}")).into());
+    }
     for kind in &parsed.ignored {
         tracing::info!(update_type = %kind, "update type not handled; acknowledged");
     }

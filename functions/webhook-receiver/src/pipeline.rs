@@ -80,7 +80,10 @@ pub async fn process(
     let message_id = MessageId::parse(data).unwrap_or(fresh);
     match apply_and_publish(deps, integration, event, &message_id).await {
         Ok(()) => {
-            deps.idempotency
+            // Stored and published: acknowledged even if the claim cannot be completed. A
+            // 5xx would only make the provider redeliver an event that is handled.
+            if let Err(e) = deps
+                .idempotency
                 .complete(
                     tenant,
                     &scope,
@@ -89,7 +92,10 @@ pub async fn process(
                     None,
                     DEDUPE_RETENTION,
                 )
-                .await?;
+                .await
+            {
+                tracing::warn!(error = %e, "claim not completed; a redelivery is stopped by its lease, then stores nothing new");
+            }
             Ok(Outcome::Processed)
         }
         Err(e) => {

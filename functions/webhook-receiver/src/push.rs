@@ -49,6 +49,8 @@ enum PushError {
     Status(u16),
     #[error("the bot webhook is unreachable: {0}")]
     Transport(String),
+    #[error("{0}")]
+    Refused(shared::egress::Refused),
 }
 
 impl BotPush {
@@ -65,11 +67,9 @@ impl BotPush {
         let signer = StandardWebhooks::new(secret.expose()).map_err(|_| PushError::Secret)?;
         let timestamp = self.deps.clock.now().as_second();
         let signature = signer.sign(&envelope.id, timestamp, body.as_bytes());
+        let request = self.deps.targets.post(&url).map_err(PushError::Refused)?;
         let started = std::time::Instant::now();
-        let response = self
-            .deps
-            .http
-            .post(&url)
+        let response = request
             .header("content-type", "application/json")
             .header("webhook-id", &envelope.id)
             .header("webhook-timestamp", timestamp.to_string())

@@ -313,6 +313,35 @@ async fn vk_confirmation_is_answered_with_the_configured_string_and_events_with_
     assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"ok"[..]));
 }
 
+#[tokio::test]
+async fn a_signed_body_whose_event_lacks_an_id_is_400_and_stores_nothing() {
+    let app = app();
+    let id = app
+        .connect(
+            "acme",
+            "vk1",
+            "vk",
+            &[
+                ("group_id", "123456"),
+                ("access_token", "t"),
+                ("webhook_secret", "secret_123456_abcdefgh"),
+            ],
+        )
+        .await;
+    // A fuzz finding: an empty event id would dedupe every such event as one.
+    let body = r#"{"type":"message_new","event_id":"","group_id":123456,"secret":"secret_123456_abcdefgh","object":{"message":{"id":1,"date":1,"peer_id":2,"from_id":2,"text":"hi"}}}"#;
+    let r = app.post("vk", &id, &[], body.as_bytes()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json_body());
+    assert_eq!(r.json_body()["error"]["code"], "MALFORMED_WEBHOOK");
+    let with_id = body.replace("\"event_id\":\"\"", "\"event_id\":\"e1\"");
+    let r = app.post("vk", &id, &[], with_id.as_bytes()).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the same body with its id is taken"
+    );
+}
+
 /// An inbound-events queue that refuses the first `fail` sends.
 struct FlakyQueue {
     inner: Arc<dyn Queue>,
@@ -425,7 +454,7 @@ fn clone_deps(d: &webhook_receiver::Deps) -> webhook_receiver::Deps {
         events: d.events.clone(),
         bot_webhooks: d.bot_webhooks.clone(),
         clock: d.clock.clone(),
-        http: d.http.clone(),
+        targets: d.targets.clone(),
     }
 }
 

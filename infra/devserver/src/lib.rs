@@ -19,6 +19,7 @@ use shared::domain::TenantId;
 use shared::http::auth::{self, JwtClaims, Role};
 use shared::http::{Access, ApiError, ApiRequest, ApiResponse, Authenticator, Router};
 use shared::repo::api_keys::ApiKeys;
+use shared::repo::idempotency::IdempotencyStore;
 use shared::worker::{self, SqsConsumer, WorkerOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -169,6 +170,27 @@ impl DevServer {
     }
 }
 
+/// One process owns the embedded store, so a claim still in progress when it opens was left
+/// by the previous run (killed mid-request): it is released, and the provider's redelivery
+/// is handled at once instead of answering `409 EVENT_IN_PROGRESS` until the lease ends.
+async fn release_abandoned_claims(ports: &Ports) -> anyhow::Result<()> {
+    let Some(table) = &ports.embedded_table else {
+        return Ok(());
+    };
+    let items = table
+        .scan_all()
+        .await
+        .context("reading the embedded table")?;
+    let released = IdempotencyStore::new(ports.table.clone(), ports.clock.clone())
+        .release_abandoned(&items)
+        .await
+        .context("releasing the previous run's claims")?;
+    if released > 0 {
+        tracing::info!(released, "claims left by the previous run released");
+    }
+    Ok(())
+}
+
 /// Opens the backend, binds `127.0.0.1:port` (0 = any free port) and starts serving.
 pub async fn start(
     config: &Config,
@@ -178,6 +200,18 @@ pub async fn start(
     let ports = backend::connect(&config.backend)
         .await
         .context("opening the backend")?;
+    start_with_ports(ports, config, port, jwt_secret).await
+}
+
+/// Starts serving on `ports` as given (wrapped by a fault injector, or on a backend that
+/// `config` does not name); `config.backend` is not opened.
+pub async fn start_with_ports(
+    ports: Ports,
+    config: &Config,
+    port: u16,
+    jwt_secret: Secret<Vec<u8>>,
+) -> anyhow::Result<DevServer> {
+    release_abandoned_claims(&ports).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
@@ -256,6 +290,53 @@ mod tests {
             .filter_map(|l| l.strip_suffix(':'))
             .map(str::to_ascii_uppercase)
             .collect()
+    }
+
+    /// The `x-roles` of one operation (`None` when the operation lists none).
+    fn documented_roles(path: &str, method: &str) -> Option<Vec<String>> {
+        let header = format!("\n  {path}:\n");
+        let start = OPENAPI.find(&header)? + header.len();
+        let operation = format!("    {}:", method.to_ascii_lowercase());
+        OPENAPI[start..]
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .skip_while(|l| *l != operation)
+            .skip(1)
+            .take_while(|l| l.starts_with("      ") || l.is_empty())
+            .find_map(|l| l.trim().strip_prefix("x-roles: "))
+            .map(|list| {
+                list.trim_matches(['[', ']'])
+                    .split(',')
+                    .map(|r| r.trim().to_owned())
+                    .collect()
+            })
+    }
+
+    #[tokio::test]
+    async fn every_route_documents_the_roles_the_router_admits() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports =
+            shared::backend::embedded(dir.path(), Arc::new(shared::ports::SystemClock)).unwrap();
+        assert_eq!(
+            documented_roles("/v1/tenant", "DELETE"),
+            Some(vec!["owner".to_owned()])
+        );
+        let mut checked = 0;
+        for (method, path, access) in router(&ports, &Config::from_lookup(|_| None).unwrap())
+            .unwrap()
+            .access_table()
+        {
+            let admitted = access
+                .roles()
+                .map(|r| r.as_slice().iter().map(|r| r.as_str().to_owned()).collect());
+            assert_eq!(
+                documented_roles(path, method.as_str()),
+                admitted,
+                "x-roles of {method} {path} in openapi.yaml"
+            );
+            checked += usize::from(admitted.is_some());
+        }
+        assert!(checked > 30, "{checked} routes take a dashboard token");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use shared::config::{Backend, Config, QueueRole};
 use shared::domain::{IntegrationId, TenantId};
 use shared::ports::table::{AttrValue, Key};
 use shared::ports::{EncryptionContext, OutgoingMessage};
+use shared::repo::idempotency::{Claim, IdempotencyStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -159,6 +160,69 @@ async fn binary_answers_health_serves_openapi_and_keeps_its_token_across_a_resta
     let found: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(found["config"]["bot_token"], "••••WXYZ");
     terminate(second).await;
+}
+
+#[tokio::test]
+async fn a_claim_left_in_progress_by_the_previous_run_is_released_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        backend: Backend::Embedded {
+            data_dir: dir.path().to_owned(),
+        },
+        ..Config::from_lookup(|_| None).unwrap()
+    };
+    let tenant = TenantId::parse("demo").unwrap();
+    let lease = Duration::from_secs(3600);
+    let store = |server: &devserver::DevServer| {
+        IdempotencyStore::new(server.ports.table.clone(), server.ports.clock.clone())
+    };
+
+    let server = devserver::start(&config, 0, Secret::new(b"t".to_vec()))
+        .await
+        .unwrap();
+    let first = store(&server);
+    let claim = first.claim(&tenant, "webhook", "update-7", "msg-1", lease);
+    assert_eq!(
+        claim.await.unwrap(),
+        Claim::Acquired {
+            data: "msg-1".into()
+        }
+    );
+    let again = first.claim(&tenant, "webhook", "update-7", "msg-2", lease);
+    assert_eq!(
+        again.await.unwrap(),
+        Claim::InProgress {
+            data: "msg-1".into()
+        },
+        "within the run, the lease holds"
+    );
+    let done = first.claim(&tenant, "webhook", "update-8", "msg-3", lease);
+    assert!(matches!(done.await.unwrap(), Claim::Acquired { .. }));
+    first
+        .complete(&tenant, "webhook", "update-8", "msg-3", None, lease)
+        .await
+        .unwrap();
+    drop(first);
+    server.shutdown().await;
+
+    let server = devserver::start(&config, 0, Secret::new(b"t".to_vec()))
+        .await
+        .unwrap();
+    let second = store(&server);
+    let takeover = second.claim(&tenant, "webhook", "update-7", "msg-9", lease);
+    assert_eq!(
+        takeover.await.unwrap(),
+        Claim::Acquired {
+            data: "msg-1".into()
+        },
+        "the new run takes the work over with the data the old claim chose"
+    );
+    let completed = second.claim(&tenant, "webhook", "update-8", "msg-9", lease);
+    assert!(
+        matches!(completed.await.unwrap(), Claim::Completed { .. }),
+        "completed work stays completed"
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@
 // A command-line check: its report is its output.
 #![allow(clippy::print_stdout)]
 
-mod provision;
 mod seed;
 mod world;
 
@@ -59,6 +58,9 @@ fn environment(aws: &AwsConfig, world: &str, smtp_port: u16) -> Vec<(String, Str
         ("SMTP_HOST".into(), "127.0.0.1".into()),
         ("SMTP_PORT".into(), smtp_port.to_string()),
         ("SMTP_TLS".into(), "none".into()),
+        // The seeded tenant's targets (CRM gateway, Bitrix24, lead webhooks) are local
+        // servers: the one difference from the template's environment.
+        ("ALLOW_PRIVATE_TARGETS".into(), "true".into()),
     ];
     if let Some(key) = &aws.kms_key_id {
         env.push(("KMS_KEY_ID".into(), key.clone()));
@@ -260,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
 
     let sdk = aws_config::load_from_env().await;
     let prefix = format!("lambda-local-{}", jiff::Timestamp::now().as_millisecond());
-    let aws = provision::stack(&sdk, &prefix).await?;
+    let aws = shared::provision::stack(&sdk, &prefix).await?;
     let ports = shared::backend::connect_aws(&aws).await;
     let world = world::start().await?;
     let smtp = shared::testing::SmtpSink::start().await?;

@@ -6,5 +6,6 @@ pub mod lead;
 pub mod phone;
 pub mod prompt;
 pub mod registry;
+pub mod text;
 
 pub use ids::{ClientId, DialogId, IdError, IntegrationId, LeadId, MessageId, TenantId};

@@ -28,7 +28,15 @@ pub fn normalize(raw: &str) -> Option<String> {
     };
     candidates.into_iter().find_map(|(region, text)| {
         let number = phonenumber::parse(region, &text).ok()?;
-        phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
+        if !phonenumber::is_valid(&number) {
+            return None;
+        }
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // Only an E.164 form that is itself valid: the metadata accepts some national forms
+        // whose E.164 form it refuses (`888439245676` → `+78439245676`, found by fuzzing),
+        // and a stored phone must normalise to itself.
+        let again = phonenumber::parse(None, &e164).ok()?;
+        phonenumber::is_valid(&again).then_some(e164)
     })
 }
 

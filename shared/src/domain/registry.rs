@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::egress::EgressPolicy;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationKind {
@@ -469,6 +471,24 @@ impl FieldError {
     }
 }
 
+/// What is wrong with a `url` field's value under `egress`, if anything.
+pub fn url_problem(key: &str, value: &str, egress: EgressPolicy) -> Option<FieldError> {
+    let plain_http_ok =
+        egress.allow_private && value.starts_with("http://") && value.parse::<http::Uri>().is_ok();
+    if !(is_https_url(value) || plain_http_ok) {
+        let expected = if egress.allow_private {
+            "expected an http:// or https:// URL"
+        } else {
+            "expected an https:// URL"
+        };
+        return Some(FieldError::new(key, "not_https", expected));
+    }
+    egress
+        .check_url(value)
+        .err()
+        .map(|refused| FieldError::new(key, "private_address", refused.to_string()))
+}
+
 fn is_https_url(value: &str) -> bool {
     value
         .strip_prefix("https://")
@@ -534,10 +554,13 @@ impl IntegrationMeta {
     }
 
     /// Validates a config against the schema. Returns the fields as strings (empty optional
-    /// fields dropped), or every problem at once, each naming its field.
+    /// fields dropped), or every problem at once, each naming its field. `url` fields
+    /// follow `egress`: `https://` to a public host, or (private targets allowed) also
+    /// `http://` and private addresses.
     pub fn validate(
         &self,
         config: &Map<String, Value>,
+        egress: EgressPolicy,
     ) -> Result<BTreeMap<String, String>, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut out = BTreeMap::new();
@@ -574,11 +597,7 @@ impl IntegrationMeta {
                 continue;
             };
             let problem = match field.field_type {
-                FieldType::Url if !is_https_url(value) => Some(FieldError::new(
-                    field.key,
-                    "not_https",
-                    "expected an https:// URL",
-                )),
+                FieldType::Url => url_problem(field.key, value, egress),
                 FieldType::Select if !field.options.iter().any(|o| o.value == value) => {
                     let allowed: Vec<&str> = field.options.iter().map(|o| o.value).collect();
                     Some(FieldError::new(
@@ -672,9 +691,10 @@ mod tests {
     fn each_problem_names_its_field() {
         let wappi = find("wappi").unwrap_or_else(|| unreachable!());
         let errors = wappi
-            .validate(&obj(
-                json!({"api_token": 42, "platform": "icq", "color": "red"}),
-            ))
+            .validate(
+                &obj(json!({"api_token": 42, "platform": "icq", "color": "red"})),
+                EgressPolicy::PUBLIC_ONLY,
+            )
             .err()
             .unwrap_or_default();
         let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.code)).collect();
@@ -692,20 +712,63 @@ mod tests {
     #[test]
     fn urls_must_be_https_and_tokens_well_formed() {
         let bitrix = find("bitrix24").unwrap_or_else(|| unreachable!());
-        let err = bitrix.validate(&obj(
-            json!({"webhook_url": "http://b24.example.com/rest/1/x/"}),
-        ));
+        let err = bitrix.validate(
+            &obj(json!({"webhook_url": "http://b24.example.com/rest/1/x/"})),
+            EgressPolicy::PUBLIC_ONLY,
+        );
         assert_eq!(err.err().map(|e| e[0].code), Some("not_https"));
         assert!(
             bitrix
-                .validate(&obj(
-                    json!({"webhook_url": "https://b24.example.com/rest/1/x/"})
-                ))
+                .validate(
+                    &obj(json!({"webhook_url": "https://b24.example.com/rest/1/x/"})),
+                    EgressPolicy::PUBLIC_ONLY
+                )
                 .is_ok()
         );
         let tg = find("telegram_bot").unwrap_or_else(|| unreachable!());
-        let err = tg.validate(&obj(json!({"bot_token": "1:x", "webhook_secret": "short"})));
+        let err = tg.validate(
+            &obj(json!({"bot_token": "1:x", "webhook_secret": "short"})),
+            EgressPolicy::PUBLIC_ONLY,
+        );
         assert_eq!(err.err().map(|e| e[0].code), Some("invalid_format"));
+    }
+
+    #[test]
+    fn a_private_literal_host_is_refused_in_aws_and_plain_http_allowed_only_locally() {
+        let hooks = find("webhooks").unwrap_or_else(|| unreachable!());
+        let code = |url: &str, egress| {
+            hooks
+                .validate(&obj(json!({ "url": url })), egress)
+                .err()
+                .map(|e| (e[0].field.clone(), e[0].code))
+        };
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.5/hook",
+            "https://[::1]:8443/hook",
+            "https://2130706433/",
+        ] {
+            assert_eq!(
+                code(url, EgressPolicy::PUBLIC_ONLY),
+                Some(("url".to_owned(), "private_address")),
+                "{url}"
+            );
+            assert_eq!(
+                code(url, EgressPolicy::ALLOW_PRIVATE),
+                None,
+                "{url} locally"
+            );
+        }
+        let local = "http://127.0.0.1:8080/hook";
+        assert_eq!(
+            code(local, EgressPolicy::PUBLIC_ONLY),
+            Some(("url".to_owned(), "not_https"))
+        );
+        assert_eq!(code(local, EgressPolicy::ALLOW_PRIVATE), None);
+        assert_eq!(
+            code("https://crm.example.com/hook", EgressPolicy::PUBLIC_ONLY),
+            None
+        );
     }
 
     fn valid_value(field: &ConfigField) -> String {
@@ -733,13 +796,13 @@ mod tests {
                 .filter(|f| f.required)
                 .map(|f| (f.key.to_owned(), Value::String(valid_value(f))))
                 .collect();
-            prop_assert!(meta.validate(&full).is_ok(), "{}", meta.provider);
+            prop_assert!(meta.validate(&full, EgressPolicy::PUBLIC_ONLY).is_ok(), "{}", meta.provider);
             let required: Vec<&ConfigField> = meta.config_schema.iter().filter(|f| f.required).collect();
             prop_assume!(!required.is_empty());
             let dropped = required[drop_seed % required.len()];
             let mut partial = full.clone();
             partial.remove(dropped.key);
-            let errors = meta.validate(&partial).err().unwrap_or_default();
+            let errors = meta.validate(&partial, EgressPolicy::PUBLIC_ONLY).err().unwrap_or_default();
             prop_assert_eq!(errors.len(), 1);
             prop_assert_eq!(errors[0].field.as_str(), dropped.key);
             prop_assert_eq!(errors[0].code, "required");
@@ -750,7 +813,7 @@ mod tests {
         fn arbitrary_configs_are_refused_or_clean(index in 0usize..REGISTRY.len(), keys in proptest::collection::vec("[a-z_]{1,12}", 0..6), value in ".*") {
             let meta = &REGISTRY[index % REGISTRY.len()];
             let config: Map<String, Value> = keys.iter().map(|k| (k.clone(), Value::String(value.clone()))).collect();
-            if let Ok(clean) = meta.validate(&config) {
+            if let Ok(clean) = meta.validate(&config, EgressPolicy::PUBLIC_ONLY) {
                 prop_assert!(clean.keys().all(|k| meta.field(k).is_some()));
             }
         }

@@ -79,20 +79,48 @@ pub enum Principal {
     },
 }
 
-impl Principal {
-    /// Refuses dashboard users whose role is not among `allowed` (API keys and anonymous
-    /// callers are refused too: this guards dashboard-only actions).
-    pub fn require_role(&self, allowed: &[Role]) -> Result<&TenantId, ApiError> {
+/// The dashboard roles a route admits (checked by the router before the handler runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles(&'static [Role]);
+
+impl Roles {
+    /// Every dashboard user: reads, the inbox, sends and leads.
+    pub const ANY: Self = Self(&[Role::Owner, Role::Admin, Role::Agent]);
+    /// Configuration writes: integrations, API keys, profile, catalog, prompt, lead routing.
+    pub const MANAGERS: Self = Self(&[Role::Owner, Role::Admin]);
+    /// Deleting the tenant.
+    pub const OWNER: Self = Self(&[Role::Owner]);
+
+    pub fn admits(self, role: Role) -> bool {
+        self.0.contains(&role)
+    }
+
+    pub fn as_slice(self) -> &'static [Role] {
+        self.0
+    }
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::User {
-                tenant_id, role, ..
-            } if allowed.contains(role) => Ok(tenant_id),
-            Self::User { .. } => Err(ApiError::new(
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+impl Principal {
+    /// Refuses a dashboard user whose role `roles` does not admit (403 `ROLE_REQUIRED`);
+    /// API keys and anonymous callers pass through (their scope is checked elsewhere).
+    pub fn check_role(self, roles: Roles) -> Result<Self, ApiError> {
+        match &self {
+            Self::User { role, .. } if !roles.admits(*role) => Err(ApiError::new(
                 http::StatusCode::FORBIDDEN,
                 "ROLE_REQUIRED",
                 "your role does not allow this action",
             )),
-            Self::ApiKey { .. } | Self::Anonymous => Err(ApiError::unauthorized()),
+            _ => Ok(self),
         }
     }
 
@@ -115,9 +143,54 @@ pub enum JwtError {
     Signature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
     #[error("the token lacks tenant_id, sub or role")]
     Claims,
 }
+
+/// Why a token's validity window refuses it (shared by the HS256 and the OIDC check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowError {
+    /// `exp` is missing, or `exp`/`nbf` is not a NumericDate.
+    Malformed,
+    Expired,
+    NotYetValid,
+}
+
+/// Checks a token's validity window at `now` (seconds): `exp` required and in the future,
+/// `nbf`, when present, not in the future — each with `leeway` seconds of clock skew.
+pub(crate) fn check_window(
+    claims: &serde_json::Value,
+    now: i64,
+    leeway: i64,
+) -> Result<(), WindowError> {
+    let exp = numeric_date(claims.get("exp"))?.ok_or(WindowError::Malformed)?;
+    if exp <= now - leeway {
+        return Err(WindowError::Expired);
+    }
+    if numeric_date(claims.get("nbf"))?.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(WindowError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// A NumericDate claim in whole seconds (`None` when absent).
+fn numeric_date(value: Option<&serde_json::Value>) -> Result<Option<i64>, WindowError> {
+    use serde_json::Value;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or(WindowError::Malformed),
+        Some(_) => Err(WindowError::Malformed),
+    }
+}
+
+/// Clock skew allowed on the dev server's tokens: none, as the same clock mints and checks.
+pub const HS256_LEEWAY_SECS: i64 = 0;
 
 #[derive(Serialize, Deserialize)]
 struct Hs256Payload {
@@ -150,7 +223,7 @@ pub fn mint_hs256(claims: &JwtClaims, exp: i64, secret: &Secret<Vec<u8>>) -> Str
     format!("{signing_input}.{}", b64(&m.finalize().into_bytes()))
 }
 
-/// Verifies an HS256 JWT (constant-time signature check, `exp` required).
+/// Verifies an HS256 JWT: constant-time signature check, `exp` required, `nbf` honoured.
 pub fn verify_hs256(
     token: &str,
     secret: &Secret<Vec<u8>>,
@@ -177,12 +250,14 @@ pub fn verify_hs256(
     m.update(signed);
     m.verify_slice(&decode(signature)?)
         .map_err(|_| JwtError::Signature)?;
-    let payload: Hs256Payload =
+    let payload: serde_json::Value =
         serde_json::from_slice(&decode(payload)?).map_err(|_| JwtError::Claims)?;
-    if payload.exp <= now_secs {
-        return Err(JwtError::Expired);
-    }
-    Ok(payload.claims)
+    check_window(&payload, now_secs, HS256_LEEWAY_SECS).map_err(|e| match e {
+        WindowError::Malformed => JwtError::Claims,
+        WindowError::Expired => JwtError::Expired,
+        WindowError::NotYetValid => JwtError::NotYetValid,
+    })?;
+    serde_json::from_value(payload).map_err(|_| JwtError::Claims)
 }
 
 /// Resolves the principal of a request for a route's [`Access`](super::Access).
@@ -258,6 +333,43 @@ mod tests {
         tampered.insert(tampered.find('.').map_or(0, |i| i + 2), 'x');
         assert!(verify_hs256(&tampered, &secret, 1_000).is_err());
         assert_eq!(verify_hs256("a.b", &secret, 0), Err(JwtError::Malformed));
+    }
+
+    fn signed(payload: &str, secret: &Secret<Vec<u8>>) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(payload.as_bytes())
+        );
+        let mut m = mac(secret.expose());
+        m.update(input.as_bytes());
+        format!("{input}.{}", b64(&m.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_and_one_past_its_nbf_accepted() {
+        let secret = Secret::new(b"s3cret".to_vec());
+        let token = |nbf: &str| {
+            signed(
+                &format!(
+                    r#"{{"tenant_id":"demo","sub":"user-1","role":"owner","exp":9999999999,"nbf":{nbf}}}"#
+                ),
+                &secret,
+            )
+        };
+        assert_eq!(
+            verify_hs256(&token("9999999998"), &secret, 1_000),
+            Err(JwtError::NotYetValid)
+        );
+        assert_eq!(
+            verify_hs256(&token("1001"), &secret, 1_000),
+            Err(JwtError::NotYetValid)
+        );
+        assert_eq!(verify_hs256(&token("1000"), &secret, 1_000), Ok(claims()));
+        assert_eq!(
+            verify_hs256(&token("\"soon\""), &secret, 1_000),
+            Err(JwtError::Claims)
+        );
     }
 
     #[test]

@@ -99,14 +99,18 @@ where
     F: FnOnce(MessageId) -> Fut,
     Fut: Future<Output = Result<ApiResponse, ApiError>>,
 {
-    let Some(raw) = req.header(HEADER) else {
+    let Some(value) = req.headers.get(HEADER) else {
         return run(MessageId::generate()).await;
     };
-    if raw.is_empty() || raw.len() > 255 {
-        return Err(ApiError::bad_request(
-            "Idempotency-Key must be 1 to 255 characters",
-        ));
-    }
+    // A key that is present but unreadable is refused, never taken for "no key" (which
+    // would run the request again on every retry).
+    let raw = value
+        .to_str()
+        .ok()
+        .filter(|raw| !raw.is_empty() && raw.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
     let key = sha256_hex(raw.as_bytes());
     let body_sha256 = fingerprint(&req.body);
     let fresh = serde_json::to_string(&Data {
@@ -159,9 +163,15 @@ where
                     body: response.json_body(),
                 })
                 .map_err(|_| ApiError::internal())?;
-                store
+                // The work is done: its answer goes out even if it cannot be kept. A 5xx
+                // here would make the client retry and, once the lease is over, a takeover
+                // would do the work again (send the message twice).
+                if let Err(e) = store
                     .complete(tenant, scope, &key, &raw_data, Some(&stored), RETENTION)
-                    .await?;
+                    .await
+                {
+                    tracing::warn!(error = %e, "response not kept for the Idempotency-Key; a retry waits for the lease");
+                }
                 return outcome;
             }
         }

@@ -3,15 +3,15 @@
 //! dashboard JWT.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use aws_lambda_events::event::apigw::ApiGatewayRequestAuthorizer;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt, service_fn};
+use lambda_http::{Body, RequestExt};
 use serde_json::{Value, json};
 
 use super::auth::{API_KEY_HEADER, JwtClaims};
+use super::error::ApiError;
 use super::oidc::OidcVerifier;
 use super::request::{ApiRequest, ApiResponse};
 use super::router::Router;
@@ -68,12 +68,16 @@ pub fn to_lambda(resp: ApiResponse) -> lambda_http::Response<Body> {
     out
 }
 
-/// Runs a router as the Lambda function's handler.
-pub async fn serve(router: Arc<Router>) -> Result<(), lambda_http::Error> {
-    lambda_http::run(service_fn(move |req: lambda_http::Request| {
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(to_lambda(router.handle(from_lambda(req)).await)) }
-    }))
+/// Runs a router as the Lambda function's handler: every event is an API Gateway v2
+/// request, read as [`route_event`] reads one (an event `lambda_http` would panic on is
+/// answered 400).
+pub async fn serve(router: Arc<Router>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let router = router.clone();
+            async move { route_event(&router, None, None, event.payload).await }
+        },
+    ))
     .await
 }
 
@@ -148,7 +152,18 @@ async fn route_event(
         let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(payload)?;
         return Ok(serde_json::to_value(consumer.handle(event).await)?);
     }
-    let request = lambda_http::request::from_str(&payload.to_string())?;
+    // lambda_http panics on some events instead of failing (a URL that does not parse, a
+    // body flagged base64 that is not): such a request is answered 400, never a dead
+    // invocation.
+    let raw = payload.to_string();
+    let request = match std::panic::catch_unwind(|| lambda_http::request::from_str(&raw)) {
+        Ok(Ok(request)) => request,
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("an API Gateway event that cannot be read as a request");
+            let refused = ApiError::bad_request("the request cannot be read");
+            return Ok(to_apigw_v2(ApiResponse::error(&refused)));
+        }
+    };
     let response = router.handle(from_lambda(request)).await;
     Ok(to_apigw_v2(response))
 }
@@ -279,7 +294,7 @@ pub fn to_apigw_v2(resp: ApiResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Access, Principal, Role, Scope};
+    use crate::http::{Access, Principal, Role, Roles, Scope};
     use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
     struct NoConsumer;
@@ -313,7 +328,7 @@ mod tests {
         Router::new(None).route(
             http::Method::POST,
             "/v1/leads",
-            Access::DashboardOrApiKey(Scope::LeadsWrite),
+            Access::DashboardOrApiKey(Roles::ANY, Scope::LeadsWrite),
             |_, principal| async move {
                 let Principal::User {
                     tenant_id, role, ..

@@ -9,7 +9,7 @@ pub mod oidc;
 pub mod request;
 pub mod router;
 
-pub use auth::{Authenticator, JwtClaims, Principal, Role, Scope};
+pub use auth::{Authenticator, JwtClaims, Principal, Role, Roles, Scope};
 pub use error::ApiError;
 pub use oidc::{OidcError, OidcVerifier};
 pub use request::{ApiRequest, ApiResponse};

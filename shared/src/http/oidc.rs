@@ -23,7 +23,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::auth::JwtClaims;
+use super::auth::{JwtClaims, WindowError, check_window};
 use crate::ports::{Clock, SystemClock};
 use crate::providers::transport_kind;
 
@@ -121,7 +121,8 @@ impl OidcVerifier {
         self.check(&claims)
     }
 
-    fn check(&self, claims: &Value) -> Result<JwtClaims, OidcError> {
+    /// The claim checks of a token whose signature is verified (public for `fuzz/`).
+    pub fn check(&self, claims: &Value) -> Result<JwtClaims, OidcError> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(OidcError::Issuer);
         }
@@ -138,14 +139,11 @@ impl OidcVerifier {
         if !audience_ok {
             return Err(OidcError::Audience);
         }
-        let now = self.clock.now_secs();
-        let exp = numeric_date(claims.get("exp"))?.ok_or(OidcError::Malformed)?;
-        if exp <= now - LEEWAY_SECS {
-            return Err(OidcError::Expired);
-        }
-        if numeric_date(claims.get("nbf"))?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
-            return Err(OidcError::NotYetValid);
-        }
+        check_window(claims, self.clock.now_secs(), LEEWAY_SECS).map_err(|e| match e {
+            WindowError::Malformed => OidcError::Malformed,
+            WindowError::Expired => OidcError::Expired,
+            WindowError::NotYetValid => OidcError::NotYetValid,
+        })?;
         let strings: HashMap<String, String> = ["tenant_id", "sub", "role"]
             .into_iter()
             .filter_map(|name| {
@@ -235,7 +233,7 @@ impl OidcVerifier {
 
 /// The `kid` of a token whose header says RS256 (read before any key is looked up, so a
 /// token of another algorithm never reaches a key).
-fn rs256_kid(token: &str) -> Result<String, OidcError> {
+pub fn rs256_kid(token: &str) -> Result<String, OidcError> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -269,19 +267,6 @@ fn rsa_signing_key(jwk: &Value) -> Option<(String, DecodingKey)> {
     }
     let key = DecodingKey::from_rsa_components(field("n")?, field("e")?).ok()?;
     Some((field("kid")?.to_owned(), key))
-}
-
-/// A NumericDate claim in whole seconds (`None` when absent).
-fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, OidcError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or(OidcError::Malformed),
-        Some(_) => Err(OidcError::Malformed),
-    }
 }
 
 #[cfg(test)]

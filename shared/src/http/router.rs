@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use tracing::Instrument as _;
 
-use super::auth::{Authenticator, Principal, Scope};
+use super::auth::{Authenticator, Principal, Roles, Scope};
 use super::error::ApiError;
 use super::request::{ApiRequest, ApiResponse};
 
@@ -37,12 +37,22 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub enum Access {
     /// No authentication (health, provider webhooks that verify their own signatures).
     Public,
-    /// Dashboard JWT.
-    Dashboard,
+    /// Dashboard JWT of one of these roles.
+    Dashboard(Roles),
     /// Tenant API key with this scope.
     ApiKey(Scope),
-    /// Dashboard JWT, or else an API key with this scope.
-    DashboardOrApiKey(Scope),
+    /// Dashboard JWT of one of these roles, or else an API key with this scope.
+    DashboardOrApiKey(Roles, Scope),
+}
+
+impl Access {
+    /// The dashboard roles admitted; `None` where no dashboard token is taken.
+    pub fn roles(self) -> Option<Roles> {
+        match self {
+            Self::Dashboard(roles) | Self::DashboardOrApiKey(roles, _) => Some(roles),
+            Self::Public | Self::ApiKey(_) => None,
+        }
+    }
 }
 
 type Handler = Arc<
@@ -80,7 +90,8 @@ fn parse_pattern(pattern: &'static str) -> Vec<Segment> {
 }
 
 impl Route {
-    fn matches(&self, path: &[&str]) -> Option<Vec<(&'static str, String)>> {
+    /// The route's parameters when it matches `path` (its segments, percent-decoded).
+    fn matches(&self, path: &[String]) -> Option<Vec<(&'static str, String)>> {
         if path.len() != self.segments.len() {
             return None;
         }
@@ -88,14 +99,35 @@ impl Route {
         for (segment, part) in self.segments.iter().zip(path) {
             match segment {
                 Segment::Literal(l) if l == part => {}
-                Segment::Param(name) if !part.is_empty() => {
-                    params.push((*name, (*part).to_owned()))
-                }
+                Segment::Param(name) if !part.is_empty() => params.push((*name, part.clone())),
                 _ => return None,
             }
         }
         Some(params)
     }
+
+    /// Orders routes matching one path: a literal segment beats a parameter at the first
+    /// place they differ, so `/v1/leads/resend` is never read as `/v1/leads/{id}`.
+    fn specificity(&self) -> Vec<bool> {
+        self.segments
+            .iter()
+            .map(|s| matches!(s, Segment::Literal(_)))
+            .collect()
+    }
+}
+
+/// A path's segments, percent-decoded (`a%3Ab` is `a:b`); `None` when a segment does not
+/// decode to UTF-8.
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|d| d.into_owned())
+        })
+        .collect()
 }
 
 /// The integration a route's path names (`{integration_id}`, or `{id}` under
@@ -113,6 +145,22 @@ fn integration_param<'a>(
     crate::domain::IntegrationId::parse(raw.as_str())
         .ok()
         .map(|_| raw.as_str())
+}
+
+/// 405 with the `Allow` header HTTP requires: the methods the path does answer.
+fn method_not_allowed(method: &Method, allowed: &[&Method]) -> ApiResponse {
+    let mut response = ApiResponse::error(&ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed here"),
+    ));
+    let mut methods: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    if let Ok(value) = http::HeaderValue::from_str(&methods.join(", ")) {
+        response.headers.insert(http::header::ALLOW, value);
+    }
+    response
 }
 
 #[derive(Clone)]
@@ -191,6 +239,14 @@ impl Router {
             .collect()
     }
 
+    /// Every route with who may call it (the role matrix the documents are checked against).
+    pub fn access_table(&self) -> Vec<(Method, &'static str, Access)> {
+        self.routes
+            .iter()
+            .map(|r| (r.method.clone(), r.pattern, r.access))
+            .collect()
+    }
+
     async fn authenticate(&self, access: Access, req: &ApiRequest) -> Result<Principal, ApiError> {
         let api_key = |scope| async move {
             match &self.auth {
@@ -200,33 +256,38 @@ impl Router {
         };
         match access {
             Access::Public => Ok(Principal::Anonymous),
-            Access::Dashboard => Authenticator::user(req),
+            Access::Dashboard(roles) => Authenticator::user(req)?.check_role(roles),
             Access::ApiKey(scope) => api_key(scope).await,
-            Access::DashboardOrApiKey(scope) => match Authenticator::user(req) {
-                Ok(user) => Ok(user),
+            Access::DashboardOrApiKey(roles, scope) => match Authenticator::user(req) {
+                Ok(user) => user.check_role(roles),
                 Err(_) => api_key(scope).await,
             },
         }
     }
 
     async fn dispatch(&self, mut req: ApiRequest) -> Result<(ApiResponse, &'static str), ApiError> {
-        let path: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-        let mut path_matched = false;
-        let found = self.routes.iter().find_map(|route| {
-            let params = route.matches(&path)?;
-            path_matched = true;
+        let path = segments(&req.path)
+            .ok_or_else(|| ApiError::bad_request("the path is not percent-encoded UTF-8"))?;
+        let matching: Vec<(&Route, Vec<(&'static str, String)>)> = self
+            .routes
+            .iter()
+            .filter_map(|route| Some((route, route.matches(&path)?)))
+            .collect();
+        // The path belongs to its most specific pattern; the methods are that pattern's.
+        let Some(best) = matching.iter().map(|(r, _)| r.specificity()).max() else {
+            return Err(ApiError::not_found("route"));
+        };
+        let mut candidates = matching
+            .into_iter()
+            .filter(|(route, _)| route.specificity() == best);
+        let mut allowed: Vec<&Method> = Vec::new();
+        let found = candidates.find_map(|(route, params)| {
+            allowed.push(&route.method);
             (route.method == req.method).then_some((route, params))
         });
         let Some((route, params)) = found else {
-            return Err(if path_matched {
-                ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "METHOD_NOT_ALLOWED",
-                    format!("{} is not allowed here", req.method),
-                )
-            } else {
-                ApiError::not_found("route")
-            });
+            allowed.extend(candidates.map(|(route, _)| &route.method));
+            return Ok((method_not_allowed(&req.method, &allowed), "-"));
         };
         if req.body.len() > self.body_limit {
             return Err(ApiError::payload_too_large(self.body_limit));
@@ -290,6 +351,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{JwtClaims, Role};
 
     fn router() -> Router {
         Router::new(None)
@@ -308,7 +370,7 @@ mod tests {
             .route(
                 Method::GET,
                 "/v1/private",
-                Access::Dashboard,
+                Access::Dashboard(Roles::MANAGERS),
                 |_, p| async move {
                     Ok(ApiResponse::json(
                         StatusCode::OK,
@@ -342,6 +404,65 @@ mod tests {
         assert_eq!(r.json_body()["error"]["code"], "NOT_FOUND");
         let r = call(Method::DELETE, "/v1/health").await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.json_body()["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn a_405_names_every_method_of_the_path_in_allow() {
+        let router = router().route(
+            Method::DELETE,
+            "/v1/things/{id}",
+            Access::Public,
+            |_, _| async { Ok(ApiResponse::empty(StatusCode::NO_CONTENT)) },
+        );
+        let r = router
+            .handle(ApiRequest::new(Method::TRACE, "/v1/things/a"))
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            r.headers.get(http::header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"DELETE, GET"[..])
+        );
+    }
+
+    fn user(role: Role) -> Option<JwtClaims> {
+        Some(JwtClaims {
+            tenant_id: crate::domain::TenantId::parse("acme").unwrap(),
+            sub: "user-1".into(),
+            role,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_role_the_route_does_not_admit_is_403_before_the_handler_runs() {
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = ran.clone();
+        let router = Router::new(None).route(
+            Method::POST,
+            "/v1/config",
+            Access::DashboardOrApiKey(Roles::MANAGERS, Scope::LeadsWrite),
+            move |_, _| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok(ApiResponse::empty(StatusCode::NO_CONTENT)) }
+            },
+        );
+        let call = |role| {
+            let mut req = ApiRequest::new(Method::POST, "/v1/config");
+            req.claims = user(role);
+            router.handle(req)
+        };
+        let r = call(Role::Agent).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.json_body()["error"]["code"], "ROLE_REQUIRED");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(call(Role::Admin).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(call(Role::Owner).await.status, StatusCode::NO_CONTENT);
+        let mut private = ApiRequest::new(Method::GET, "/v1/private");
+        private.claims = user(Role::Agent);
+        assert_eq!(
+            self::router().handle(private).await.status,
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[tokio::test]
@@ -369,7 +490,7 @@ mod tests {
         let router = Router::new(None).route(
             Method::GET,
             "/v1/integrations/{id}",
-            Access::Dashboard,
+            Access::Dashboard(Roles::ANY),
             |_, _| async {
                 tracing::info!("inside the handler");
                 Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
@@ -377,11 +498,7 @@ mod tests {
         );
         let mut req = ApiRequest::new(Method::GET, "/v1/integrations/wappi_1");
         req.request_id = "req-42".into();
-        req.claims = Some(super::super::JwtClaims {
-            tenant_id: crate::domain::TenantId::parse("acme").unwrap(),
-            sub: "user-1".into(),
-            role: super::super::Role::Owner,
-        });
+        req.claims = user(Role::Owner);
         assert_eq!(router.handle(req).await.status, StatusCode::NO_CONTENT);
         let lines: Vec<serde_json::Value> = capture
             .text()

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{LeadContext, LeadSent, LeadTarget, field};
 use crate::domain::lead::Lead;
+use crate::egress::TargetClient;
 use crate::providers::ProviderError;
 use crate::providers::bitrix24::Bitrix24Api;
 use crate::repo::integrations::OpenConfig;
@@ -30,9 +31,9 @@ pub struct Bitrix24Target {
 }
 
 impl Bitrix24Target {
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(targets: TargetClient) -> Self {
         Self {
-            api: Bitrix24Api::new(http),
+            api: Bitrix24Api::new(targets),
         }
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::config::ProviderUrls;
 use crate::domain::lead::Lead;
+use crate::egress::TargetClient;
 use crate::providers::ProviderError;
 use crate::repo::integrations::{Integration, OpenConfig};
 
@@ -91,8 +92,10 @@ pub struct LeadTargets {
 }
 
 impl LeadTargets {
-    pub fn new(http: reqwest::Client, urls: &ProviderUrls) -> Self {
-        let list: Vec<Box<dyn LeadTarget>> = targets(http, urls);
+    /// Provider APIs on the configured bases share `targets`' client; URLs the tenant
+    /// chose (Bitrix24 `webhook_url`, `webhooks` endpoints) go through the SSRF guard.
+    pub fn new(targets: TargetClient, urls: &ProviderUrls) -> Self {
+        let list: Vec<Box<dyn LeadTarget>> = target_list(targets, urls);
         Self {
             targets: list.into_iter().map(|t| (t.name(), t)).collect(),
         }
@@ -108,13 +111,14 @@ impl LeadTargets {
 }
 
 /// The target list: one line per target module.
-fn targets(http: reqwest::Client, urls: &ProviderUrls) -> Vec<Box<dyn LeadTarget>> {
+fn target_list(targets: TargetClient, urls: &ProviderUrls) -> Vec<Box<dyn LeadTarget>> {
+    let http = targets.http().clone();
     vec![
         Box::new(amocrm::AmoCrmTarget::new(http.clone(), urls.amocrm.clone())),
-        Box::new(bitrix24::Bitrix24Target::new(http.clone())),
+        Box::new(webhooks::WebhooksTarget::new(targets.policy())),
+        Box::new(bitrix24::Bitrix24Target::new(targets)),
         Box::new(email::Email::new(urls)),
-        Box::new(telegram::TelegramTarget::new(http.clone(), &urls.telegram)),
-        Box::new(webhooks::WebhooksTarget::new(http.clone())),
+        Box::new(telegram::TelegramTarget::new(http, &urls.telegram)),
     ]
 }
 pub mod service;

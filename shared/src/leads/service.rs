@@ -121,7 +121,7 @@ impl LeadService {
                 ports.clock.clone(),
             ),
             targets: Arc::new(LeadTargets::new(
-                crate::providers::http_client(),
+                crate::egress::TargetClient::new(config.egress),
                 &config.providers,
             )),
             idempotency: IdempotencyStore::new(ports.table.clone(), ports.clock.clone()),

@@ -10,9 +10,8 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{LeadContext, LeadSent, LeadTarget, field};
-use crate::providers::{
-    CONNECT_TIMEOUT, ProviderError, REQUEST_TIMEOUT, retry_after_header, short, transport_error,
-};
+use crate::egress::{self, EgressPolicy};
+use crate::providers::{ProviderError, retry_after_header, short, transport_error};
 use crate::repo::integrations::OpenConfig;
 use crate::signing::StandardWebhooks;
 
@@ -21,22 +20,16 @@ pub const EVENT_TYPE: &str = "lead.created";
 
 pub struct WebhooksTarget {
     http: reqwest::Client,
+    policy: EgressPolicy,
 }
 
 impl WebhooksTarget {
-    /// Uses a client of the same limits as `http` that does not follow redirects.
-    pub fn new(http: reqwest::Client) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "messenger-integrations/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .unwrap_or(http);
-        Self { http }
+    /// Uses its own client, under `policy` (the SSRF guard), that follows no redirect.
+    pub fn new(policy: EgressPolicy) -> Self {
+        Self {
+            http: egress::http_client_without_redirects(policy),
+            policy,
+        }
     }
 }
 
@@ -101,6 +94,7 @@ impl LeadTarget for WebhooksTarget {
             .map_err(|e| ProviderError::Rejected(format!("the lead cannot be serialized: {e}")))?;
         let timestamp = jiff::Timestamp::now().as_second();
         let signature = signer.sign(ctx.delivery_id, timestamp, &body);
+        self.policy.check_url(url.as_str())?;
         let response = self
             .http
             .post(url)

@@ -22,7 +22,7 @@ use crate::domain::inbox::Message;
 use crate::domain::{ClientId, IntegrationId, MessageId};
 use crate::http::idempotency;
 use crate::http::{
-    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Router, Scope,
+    Access, ApiError, ApiRequest, ApiResponse, Authenticator, Principal, Roles, Router, Scope,
 };
 use crate::ports::{Clock, Queue};
 use crate::repo::api_keys::ApiKeys;
@@ -51,7 +51,10 @@ pub struct Deps {
 
 impl Deps {
     pub fn new(ports: &Ports, config: &Config) -> Result<Arc<Self>, BackendError> {
-        let providers = ChannelProviders::new(crate::providers::http_client(), &config.providers);
+        let providers = ChannelProviders::new(
+            crate::egress::TargetClient::new(config.egress),
+            &config.providers,
+        );
         Ok(Arc::new(Self {
             sender: OutboundSender {
                 integrations: Integrations::new(
@@ -104,7 +107,7 @@ pub fn router(deps: Arc<Deps>, endpoint: Endpoint) -> Router {
     Router::new(Some(auth)).body_limit(BODY_LIMIT).route(
         Method::POST,
         endpoint.path(),
-        Access::DashboardOrApiKey(Scope::MessagesSend),
+        Access::DashboardOrApiKey(Roles::ANY, Scope::MessagesSend),
         move |req, principal| {
             let deps = deps.clone();
             async move { handle(&deps, endpoint, req, principal).await }
@@ -442,23 +445,11 @@ impl OutboundWorker {
         }
         let max = QueueRole::Outbound.max_receives();
         let result = self.deps.sender.deliver(job, receives, max).await;
-        match &result {
-            Ok(JobResult::Done | JobResult::Dead(_)) => {
-                store
-                    .complete(
-                        &job.tenant_id,
-                        WORKER_SCOPE,
-                        id,
-                        "",
-                        None,
-                        idempotency::RETENTION,
-                    )
-                    .await?;
-            }
-            Ok(JobResult::Retry(_)) | Err(_) => {
-                store.release(&job.tenant_id, WORKER_SCOPE, id).await?;
-            }
-        }
+        // Released, never completed: the claim only keeps two deliveries of the message
+        // from running at once. Whether it was handled is its status (a job for a message
+        // no longer `queued` sends nothing), and a retried request may queue a message
+        // again after a job found it `failed`; a completed claim would drop that job.
+        store.release(&job.tenant_id, WORKER_SCOPE, id).await?;
         result
     }
 

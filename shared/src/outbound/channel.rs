@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ProviderUrls;
 pub use crate::domain::inbox::RecipientKind;
+use crate::egress::TargetClient;
 use crate::providers::ProviderError;
 use crate::providers::telegram_bot::TelegramBotApi;
 use crate::providers::telegram_crm::{FileByUrl, Peer, TelegramCrmApi};
@@ -197,12 +198,15 @@ pub struct ChannelProviders {
 }
 
 impl ChannelProviders {
-    pub fn new(http: reqwest::Client, urls: &ProviderUrls) -> Self {
+    /// Provider APIs on the configured bases share `targets`' client; the Telegram CRM
+    /// gateway's `api_base` is the tenant's and goes through the SSRF guard.
+    pub fn new(targets: TargetClient, urls: &ProviderUrls) -> Self {
         use super::channels::{Max, Viber, Vk, WhatsApp};
         use crate::providers::{max::MaxApi, viber::ViberApi, vk::VkApi, whatsapp::WhatsAppApi};
+        let http = targets.http().clone();
         let list: Vec<Box<dyn ChannelProvider>> = vec![
             Box::new(Wappi(WappiApi::new(http.clone(), &urls.wappi))),
-            Box::new(TelegramCrm(TelegramCrmApi::new(http.clone()))),
+            Box::new(TelegramCrm(TelegramCrmApi::new(targets))),
             Box::new(TelegramBot(TelegramBotApi::new(
                 http.clone(),
                 &urls.telegram,

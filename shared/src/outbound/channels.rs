@@ -383,7 +383,7 @@ mod tests {
             smtp_port: None,
             smtp_tls: Default::default(),
         };
-        let providers = ChannelProviders::new(http_client(), &urls);
+        let providers = ChannelProviders::new(crate::egress::TargetClient::local(), &urls);
         for name in ["max", "whatsapp", "viber", "vk", "wappi", "telegram_bot"] {
             assert_eq!(providers.find(name).map(|p| p.name()), Some(name));
         }

@@ -42,6 +42,8 @@ const IN_REQUEST_WAIT_CAP: Duration = Duration::from_secs(2);
 const REQUEST_BUDGET: Duration = Duration::from_secs(12);
 /// The queue delay of a transient failure that names no `retry_after`.
 const DEFAULT_REQUEUE: Duration = Duration::from_secs(10);
+/// Tries to record a message the provider accepted before the error is returned.
+const RECORD_TRIES: u32 = 4;
 
 /// One step of a plan: an integration and how to address the client on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -677,15 +679,29 @@ impl OutboundSender {
             recipient_kind: route.recipient.kind,
             at: now,
         };
-        self.inbox
-            .record_outbound(&OutboundRecord {
-                message: &message,
-                new_dialog: new_dialog.as_ref(),
-                route: Some(&memo),
-                placeholder,
-            })
-            .await?;
-        Ok(message)
+        let record = OutboundRecord {
+            message: &message,
+            new_dialog: new_dialog.as_ref(),
+            route: Some(&memo),
+            placeholder,
+        };
+        // The provider has the message: a failure to record it makes the caller's retry
+        // (the client's, or the queue's) send it again, so a retryable one is retried here.
+        // Repeating the record changes nothing (its writes are conditional).
+        let mut tries = 1;
+        loop {
+            match self.inbox.record_outbound(&record).await {
+                Err(RepoError::Table(e)) if e.is_retryable() && tries < RECORD_TRIES => {
+                    tracing::warn!(error = %e, tries, "sent message not recorded yet; retried");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
+                    tries += 1;
+                }
+                other => {
+                    other?;
+                    return Ok(message);
+                }
+            }
+        }
     }
 
     /// Stores a `queued` placeholder in the dialog of the route that failed transiently
@@ -765,6 +781,26 @@ impl OutboundSender {
         Ok(())
     }
 
+    /// Whether the message of a job whose placeholder is gone sits in the dialog of one of
+    /// its routes: a delivery through another integration than the placeholder's moved it
+    /// there. The worker keeps no completed claim, so this is what stops a second copy of
+    /// the job from sending it again.
+    async fn delivered_elsewhere(&self, job: &OutboundJob) -> Result<bool, RepoError> {
+        for route in &job.routes {
+            let dialog = Dialog::id_for(&route.integration_id, &job.client_id);
+            if dialog != job.placeholder_dialog
+                && self
+                    .inbox
+                    .message(&job.tenant_id, &dialog, &job.message_id)
+                    .await?
+                    .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Delivers a queued message: the worker's side of a transient failure. Idempotent:
     /// a message whose placeholder is no longer `queued` was handled before.
     pub async fn deliver(
@@ -781,7 +817,12 @@ impl OutboundSender {
         let mut attempts = match &placeholder {
             Some(p) if p.status != Some(DeliveryStatus::Queued) => return Ok(JobResult::Done),
             Some(p) => p.attempts.clone(),
-            None => Vec::new(),
+            None => {
+                if self.delivered_elsewhere(job).await? {
+                    return Ok(JobResult::Done);
+                }
+                Vec::new()
+            }
         };
         let Some(profile) = self.inbox.client_profile(tenant, &job.client_id).await? else {
             return Ok(JobResult::Dead("the client no longer exists".into()));

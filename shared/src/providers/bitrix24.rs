@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ProviderError, classify_status, retry_after_header, short, transport_error};
+use crate::egress::TargetClient;
 use crate::secret::Secret;
 
 #[derive(Deserialize)]
@@ -19,7 +20,7 @@ struct Envelope {
 
 #[derive(Clone)]
 pub struct Bitrix24Api {
-    http: reqwest::Client,
+    targets: TargetClient,
 }
 
 /// `{webhook_url}{method}.json`, whether or not the URL ends with a slash.
@@ -64,8 +65,9 @@ fn with_retry_after(error: ProviderError, retry_after: Option<Duration>) -> Prov
 }
 
 impl Bitrix24Api {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+    /// The webhook URL is the tenant's: requests go through the SSRF guard.
+    pub fn new(targets: TargetClient) -> Self {
+        Self { targets }
     }
 
     /// Calls a REST method; the webhook URL is itself the credential, so it is a secret.
@@ -76,8 +78,8 @@ impl Bitrix24Api {
         params: &Value,
     ) -> Result<Value, ProviderError> {
         let response = self
-            .http
-            .post(method_url(webhook_url.expose(), method))
+            .targets
+            .post(&method_url(webhook_url.expose(), method))?
             .json(params)
             .send()
             .await

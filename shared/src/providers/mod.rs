@@ -73,8 +73,19 @@ pub fn transport_kind(err: &reqwest::Error) -> &'static str {
     }
 }
 
-/// A transport failure (no answer): transient, described without the URL.
+/// A target the SSRF guard refused: final, whatever is retried.
+impl From<crate::egress::Refused> for ProviderError {
+    fn from(refused: crate::egress::Refused) -> Self {
+        Self::Rejected(refused.to_string())
+    }
+}
+
+/// A transport failure (no answer): transient, described without the URL — unless the
+/// SSRF guard refused the address, which no retry changes.
 pub fn transport_error(err: reqwest::Error) -> ProviderError {
+    if let Some(refused) = crate::egress::refusal(&err) {
+        return refused.into();
+    }
     ProviderError::Transient {
         reason: format!("{}: {}", transport_kind(&err), err.without_url()),
         retry_after: None,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ProviderError, classify_status, retry_after_header, short, transport_error};
+use crate::egress::TargetClient;
 use crate::secret::Secret;
 
 /// How the gateway should find the peer.
@@ -28,7 +29,7 @@ pub struct FileByUrl<'a> {
 
 #[derive(Clone)]
 pub struct TelegramCrmApi {
-    http: reqwest::Client,
+    targets: TargetClient,
 }
 
 #[derive(Deserialize)]
@@ -76,8 +77,9 @@ pub fn classify(
 }
 
 impl TelegramCrmApi {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+    /// `api_base` is the tenant's: requests go through the SSRF guard.
+    pub fn new(targets: TargetClient) -> Self {
+        Self { targets }
     }
 
     /// Sends a text and/or a file; returns the gateway's message id.
@@ -104,8 +106,8 @@ impl TelegramCrmApi {
             "file_type": file.and_then(|f| f.mime_type),
         });
         let response = self
-            .http
-            .post(format!("{}/messages", api_base.trim_end_matches('/')))
+            .targets
+            .post(&format!("{}/messages", api_base.trim_end_matches('/')))?
             .bearer_auth(token.expose())
             .json(&body)
             .send()

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::RepoError;
 use crate::domain::TenantId;
 use crate::ports::Clock;
-use crate::ports::table::{AttrValue, Condition, Item, Key, TTL, Table, TableError};
+use crate::ports::table::{AttrValue, Condition, Item, Key, SK, TTL, Table, TableError};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +35,36 @@ pub struct IdempotencyStore {
     clock: Arc<dyn Clock>,
 }
 
+/// The sort-key prefix of every idempotency record.
+const SORT_PREFIX: &str = "IDEMPOTENCY#";
+/// The attribute naming the `claim` call that wrote a claim.
+const OWNER: &str = "owner";
+/// Tries of an idempotent write of the store before its error is returned.
+const WRITE_TRIES: u32 = 5;
+
+/// Runs `write` up to [`WRITE_TRIES`] times while it fails retryably (with a short pause);
+/// only for reads, and writes whose repetition changes nothing.
+async fn retrying<T, F, Fut>(mut write: F) -> Result<T, TableError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TableError>>,
+{
+    let mut tries = 1;
+    loop {
+        match write().await {
+            Err(e) if e.is_retryable() && tries < WRITE_TRIES => {
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(tries))).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn key(tenant: &TenantId, scope: &str, id: &str) -> Key {
     Key::new(
         format!("TENANT#{tenant}"),
-        format!("IDEMPOTENCY#{scope}#{id}"),
+        format!("{SORT_PREFIX}{scope}#{id}"),
     )
 }
 
@@ -66,12 +92,17 @@ impl IdempotencyStore {
         lease: Duration,
     ) -> Result<Claim, RepoError> {
         let key = key(tenant, scope, id);
+        // This call's mark on the record: when the answer to our write is lost (a timeout,
+        // a retried request that then fails its condition), the next round reads the
+        // record back and finds the claim is ours instead of someone else's.
+        let owner = ulid::Ulid::new().to_string();
+        let mut failure = None;
         // Each round either decides or lost a race that changed the record; three rounds
         // cover claim → expire → takeover races.
         for _ in 0..3 {
             let now = self.clock.now();
             let lease_until = millis(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-            let current = self.table.get(&key).await?;
+            let current = retrying(|| self.table.get(&key)).await?;
             let (data, condition) = match &current {
                 None => (fresh.to_owned(), Condition::ItemNotExists),
                 Some(item) if text(item, "status") == "completed" => {
@@ -89,6 +120,9 @@ impl IdempotencyStore {
                         .and_then(AttrValue::as_i64)
                         .unwrap_or(0);
                     let data = text(item, "data").to_owned();
+                    if text(item, OWNER) == owner {
+                        return Ok(Claim::Acquired { data });
+                    }
                     if held > millis(now) {
                         return Ok(Claim::InProgress { data });
                     }
@@ -102,17 +136,23 @@ impl IdempotencyStore {
             item.insert("status".into(), AttrValue::s("in_progress"));
             item.insert("lease_until".into(), AttrValue::n(lease_until));
             item.insert("data".into(), AttrValue::s(data.clone()));
+            item.insert(OWNER.into(), AttrValue::s(owner.clone()));
             // An abandoned claim disappears by itself after a day.
             item.insert(TTL.into(), AttrValue::n(now.as_second() + 86_400));
             match self.table.put(item, Some(condition)).await {
                 Ok(()) => return Ok(Claim::Acquired { data }),
-                Err(TableError::ConditionFailed) => continue,
+                Err(TableError::ConditionFailed) => failure = None,
+                // The write may have happened: the next round reads the record again.
+                Err(e) if e.is_retryable() => failure = Some(e),
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Claim::InProgress {
-            data: fresh.to_owned(),
-        })
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(Claim::InProgress {
+                data: fresh.to_owned(),
+            }),
+        }
     }
 
     /// Marks the work done, keeping `result` for `retention`.
@@ -137,21 +177,62 @@ impl IdempotencyStore {
             TTL.into(),
             AttrValue::n(now.as_second().saturating_add(retention)),
         );
-        self.table.put(item, None).await?;
+        // The same write again is harmless: retried in place, as a failure here leaves
+        // the work claimed (redeliveries wait for the lease) although it is done.
+        retrying(|| self.table.put(item.clone(), None)).await?;
         Ok(())
     }
 
+    /// Ends the lease of every claim among `items` that is still in progress, so the next
+    /// caller takes its work over at once instead of waiting the lease out. Only a process
+    /// that knows no one else holds claims may call it: the dev server does at start-up
+    /// with its whole table (one process owns the embedded store, so such a claim was left
+    /// by its previous run, which can no longer finish it). In AWS claims of a crashed
+    /// invocation simply expire with their lease. Returns how many were released.
+    pub async fn release_abandoned(&self, items: &[Item]) -> Result<usize, RepoError> {
+        let mut released = 0;
+        for item in items {
+            let in_progress = text(item, "status") == "in_progress"
+                && item
+                    .get(SK)
+                    .and_then(AttrValue::as_s)
+                    .is_some_and(|sk| sk.starts_with(SORT_PREFIX));
+            let Some(held) = item.get("lease_until").and_then(AttrValue::as_i64) else {
+                continue;
+            };
+            if !in_progress || held == 0 {
+                continue;
+            }
+            let result = self
+                .table
+                .update(
+                    &Key::of(item)?,
+                    crate::ports::table::Update::new().set("lease_until", AttrValue::n(0)),
+                    Some(Condition::Eq("lease_until".into(), AttrValue::n(held))),
+                )
+                .await;
+            match result {
+                Ok(_) => released += 1,
+                Err(TableError::ConditionFailed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(released)
+    }
+
     /// Gives a claim up after a failure: its lease ends now, so the next caller takes the
-    /// work over at once, with the same data.
+    /// work over at once, with the same data. Retried in place like [`Self::complete`]: a
+    /// claim left held makes every redelivery wait for its lease.
     pub async fn release(&self, tenant: &TenantId, scope: &str, id: &str) -> Result<(), RepoError> {
-        let result = self
-            .table
-            .update(
-                &key(tenant, scope, id),
+        let key = key(tenant, scope, id);
+        let result = retrying(|| {
+            self.table.update(
+                &key,
                 crate::ports::table::Update::new().set("lease_until", AttrValue::n(0)),
                 Some(Condition::Eq("status".into(), AttrValue::s("in_progress"))),
             )
-            .await;
+        })
+        .await;
         match result {
             Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),

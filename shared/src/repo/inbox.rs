@@ -437,7 +437,9 @@ impl Inbox {
     /// `queued` placeholder when that sits in the same dialog, else new), its dialog
     /// (created, or its last activity moved), the provider-id pointer, the client's
     /// route and the removal of a placeholder left in another dialog. `false` when the
-    /// message was recorded before (a redelivery changes nothing).
+    /// message was recorded before (a redelivery changes nothing) — unless that record is
+    /// `queued` or `failed` outside a placeholder's dialog: a retry of the request that
+    /// left it replaces it.
     pub async fn record_outbound(&self, record: &OutboundRecord<'_>) -> Result<bool, RepoError> {
         let message = record.message;
         let tenant = &message.tenant_id;
@@ -450,7 +452,23 @@ impl Inbox {
                     AttrValue::s(DeliveryStatus::Queued.as_str()),
                 )
             } else {
-                Condition::ItemNotExists
+                // New, or what an earlier attempt of the same request (the same
+                // Idempotency-Key, the same id) left before it answered 5xx: a `queued`
+                // placeholder (whose job may never have been queued) or one it ended
+                // `failed` (the queue refused its job). This attempt's outcome replaces
+                // it; kept, it would leave a delivered message `queued` for ever, or a
+                // queued one `failed` with a job that then delivers nothing.
+                Condition::Or(vec![
+                    Condition::ItemNotExists,
+                    Condition::Eq(
+                        "status".into(),
+                        AttrValue::s(DeliveryStatus::Queued.as_str()),
+                    ),
+                    Condition::Eq(
+                        "status".into(),
+                        AttrValue::s(DeliveryStatus::Failed.as_str()),
+                    ),
+                ])
             };
             let mut ops = vec![TransactOp::Put {
                 item: to_item(

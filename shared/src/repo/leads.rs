@@ -15,6 +15,9 @@ use crate::domain::{IntegrationId, LeadId, TenantId};
 use crate::ports::Clock;
 use crate::ports::table::{AttrValue, Condition, Key, Query, SortKey, Table, TableError, Update};
 
+/// Tries to record a delivery's outcome before the error is returned.
+const RECORD_TRIES: u32 = 4;
+
 /// What a set of integrations is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,9 +220,10 @@ impl Leads {
             DeliveryState::Failed => "failed",
             DeliveryState::Skipped => "skipped",
         };
+        let now = self.clock.now();
         let mut update = Update::new()
             .set("status", AttrValue::s(status_name))
-            .set("updated_at", AttrValue::s(self.clock.now().to_string()))
+            .set("updated_at", AttrValue::s(now.to_string()))
             .add("attempts", 1);
         update = match error {
             Some(e) => update.set("last_error", AttrValue::s(e)),
@@ -228,21 +232,35 @@ impl Leads {
         if let Some(id) = external_id {
             update = update.set("external_id", AttrValue::s(id));
         }
-        match self
-            .table
-            .update(
-                &delivery_key(tenant, &delivery.lead_id, &delivery.integration_id),
-                update,
-                Some(Condition::Eq(
-                    "round".into(),
-                    AttrValue::n(i128::from(delivery.round)),
-                )),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
+        let key = delivery_key(tenant, &delivery.lead_id, &delivery.integration_id);
+        let round = Condition::Eq("round".into(), AttrValue::n(i128::from(delivery.round)));
+        // The outcome of a delivery the target already has must not be lost (the retry of
+        // the job would deliver it again): a retryable failure is retried in place, after
+        // reading back whether the write happened and only its answer was lost (the
+        // round's claim holder is its only writer; `updated_at` marks this write).
+        let mut tries = 1;
+        loop {
+            match self
+                .table
+                .update(&key, update.clone(), Some(round.clone()))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(TableError::ConditionFailed) => return Ok(false),
+                Err(e) if e.is_retryable() && tries < RECORD_TRIES => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tries)))
+                        .await;
+                    tries += 1;
+                    let current: Option<LeadDelivery> =
+                        get_document(self.table.as_ref(), &key).await.ok().flatten();
+                    if current.is_some_and(|c| {
+                        c.round == delivery.round && c.status == status && c.updated_at == now
+                    }) {
+                        return Ok(true);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

@@ -3,11 +3,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::dynamodb::DynamoTable;
 use shared::adapters::embedded::{EmbeddedQueues, EmbeddedTable, LocalSecretBox, QueueSpec};
 use shared::adapters::kms::KmsSecretBox;
@@ -65,61 +60,7 @@ pub async fn embedded_table() -> Fixture<Arc<dyn Table>> {
 pub async fn dynamodb_table() -> Fixture<Arc<dyn Table>> {
     let client = aws_sdk_dynamodb::Client::new(&sdk().await);
     let name = unique("conformance");
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![
-            attr("pk"),
-            attr("sk"),
-            attr("gsi1pk"),
-            attr("gsi1sk"),
-        ]))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .update_time_to_live()
-        .table_name(&name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("ttl")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    shared::provision::table(&client, &name).await.unwrap();
     let ttl = client
         .describe_time_to_live()
         .table_name(&name)
@@ -158,37 +99,8 @@ pub async fn embedded_queue() -> Fixture<QueuePair> {
 pub async fn sqs_queue() -> Fixture<QueuePair> {
     let client = aws_sdk_sqs::Client::new(&sdk().await);
     let name = unique("conformance");
-    let dlq_url = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
+    let (url, dlq_url) = shared::provision::queue(&client, &name, MAX_RECEIVES)
         .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&QueueAttributeName::QueueArn)
-        .unwrap();
-    let url = client
-        .create_queue()
-        .queue_name(&name)
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
         .unwrap();
     Fixture {
         port: QueuePair {

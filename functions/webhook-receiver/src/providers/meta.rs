@@ -202,6 +202,10 @@ impl WebhookProvider for MetaMessaging {
         verify_signature(config, req)
     }
 
+    fn methods(&self) -> &'static str {
+        "GET, POST"
+    }
+
     fn handshake(
         &self,
         config: &OpenConfig,

@@ -111,6 +111,12 @@ pub trait WebhookProvider: Send + Sync {
 
     fn parse(&self, config: &OpenConfig, body: &[u8]) -> Result<Parsed, Rejection>;
 
+    /// The methods the provider's webhook URL answers (the `Allow` of a 405): `POST`, with
+    /// `GET` where it has a handshake and `OPTIONS` where browsers call it.
+    fn methods(&self) -> &'static str {
+        "POST"
+    }
+
     /// A GET on the webhook URL: the provider's subscription handshake, if it has one.
     fn handshake(
         &self,

@@ -77,6 +77,10 @@ impl WebhookProvider for WebWidget {
         "web_widget"
     }
 
+    fn methods(&self) -> &'static str {
+        "OPTIONS, POST"
+    }
+
     fn verify(&self, config: &OpenConfig, req: &WebhookRequest<'_>) -> Result<(), Rejection> {
         Self::allowed_origin(config, req).map(|_| ())
     }

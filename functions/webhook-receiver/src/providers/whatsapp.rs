@@ -181,6 +181,10 @@ impl WebhookProvider for WhatsApp {
         meta::verify_signature(config, req)
     }
 
+    fn methods(&self) -> &'static str {
+        "GET, POST"
+    }
+
     fn handshake(
         &self,
         config: &OpenConfig,

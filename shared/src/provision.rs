@@ -1,16 +1,17 @@
 //! The stack's stateful resources in the local AWS emulator, shaped as in `template.yaml`:
 //! the table (pk/sk, sparse gsi1, TTL on `ttl`), each queue with its DLQ and redrive
-//! policy, and the KMS key integration secrets are sealed with.
+//! policy, and the KMS key integration secrets are sealed with. For tests and local runs
+//! (feature `testing`): `lambda-local`, the conformance suite, the soak.
 
 use std::collections::BTreeMap;
 
+use crate::config::{AwsConfig, QueueRole};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::config::{AwsConfig, QueueRole};
 
 /// Creates every resource under names starting with `prefix` and returns the functions'
 /// view of them (the variables `template.yaml` sets).
@@ -49,7 +50,8 @@ pub async fn stack(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<
     })
 }
 
-async fn table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+/// The table `name` as the template declares it.
+pub async fn table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -104,8 +106,9 @@ async fn table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// A queue whose messages move to its `-dlq` after `max_receives` receives.
-async fn queue(
+/// A queue whose messages move to its `-dlq` after `max_receives` receives: its URL and
+/// its DLQ's.
+pub async fn queue(
     client: &aws_sdk_sqs::Client,
     name: &str,
     max_receives: u32,

@@ -1,0 +1,4 @@
+//! The `max` webhook provider: verify + parse (see `fuzz::webhook`).
+fn main() {
+    afl::fuzz!(|data: &[u8]| fuzz::webhook::run("max", data));
+}

@@ -1,0 +1,4 @@
+//! The `web_widget` webhook provider: verify + parse (see `fuzz::webhook`).
+fn main() {
+    afl::fuzz!(|data: &[u8]| fuzz::webhook::run("web_widget", data));
+}

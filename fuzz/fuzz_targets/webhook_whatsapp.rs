@@ -1,0 +1,4 @@
+//! The `whatsapp` webhook provider: verify + parse (see `fuzz::webhook`).
+fn main() {
+    afl::fuzz!(|data: &[u8]| fuzz::webhook::run("whatsapp", data));
+}
