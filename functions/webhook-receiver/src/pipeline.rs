@@ -124,16 +124,18 @@ fn channel(integration: &Integration) -> String {
         .unwrap_or_else(|| integration.provider.clone())
 }
 
-/// The dialog of the sender, created on first contact.
+/// The dialog of the sender (stored with its first message, see
+/// [`Inbox::store_inbound_in`](shared::repo::inbox::Inbox::store_inbound_in)), and
+/// whether it likely exists already (the client was known before).
 async fn dialog_of(
     deps: &Deps,
     integration: &Integration,
     sender: &Sender,
     chat_id: &str,
-) -> Result<Dialog, PipelineError> {
-    let client = deps
+) -> Result<(Dialog, bool), PipelineError> {
+    let (client, created) = deps
         .inbox
-        .identify(&integration.tenant_id, &contact(integration, sender))
+        .identify_contact(&integration.tenant_id, &contact(integration, sender))
         .await?;
     let dialog = Dialog {
         id: Dialog::id_for(&integration.id, &client),
@@ -149,8 +151,7 @@ async fn dialog_of(
         last_inbound_at: None,
         unread_count: 0,
     };
-    deps.inbox.ensure_dialog(&dialog).await?;
-    Ok(dialog)
+    Ok((dialog, !created))
 }
 
 /// An inbound message of a dialog with nothing but its identity filled in.
@@ -195,7 +196,7 @@ async fn apply_and_publish(
     let now = deps.clock.now();
     let data: Option<Value> = match &event.kind {
         EventKind::Message(m) => {
-            let dialog = dialog_of(deps, integration, &m.sender, &m.chat_id).await?;
+            let (dialog, likely) = dialog_of(deps, integration, &m.sender, &m.chat_id).await?;
             let mut message = inbound_message(
                 integration,
                 &dialog,
@@ -208,7 +209,9 @@ async fn apply_and_publish(
             message.attachments = m.attachments.clone();
             message.provider_message_id = Some(m.provider_message_id.clone());
             message.reply_to = m.reply_to.clone();
-            deps.inbox.store_inbound(&message).await?;
+            deps.inbox
+                .store_inbound_in(&dialog, &message, likely)
+                .await?;
             Some(json!({"message": message}))
         }
         EventKind::Action {
@@ -218,7 +221,7 @@ async fn apply_and_publish(
             payload,
             provider_message_id,
         } => {
-            let dialog = dialog_of(deps, integration, sender, chat_id).await?;
+            let (dialog, likely) = dialog_of(deps, integration, sender, chat_id).await?;
             let mut message = inbound_message(
                 integration,
                 &dialog,
@@ -229,7 +232,9 @@ async fn apply_and_publish(
             );
             message.payload = payload.clone();
             message.reply_to = provider_message_id.clone();
-            deps.inbox.store_inbound(&message).await?;
+            deps.inbox
+                .store_inbound_in(&dialog, &message, likely)
+                .await?;
             Some(json!({"message": message}))
         }
         EventKind::Edited {

@@ -209,6 +209,16 @@ impl Inbox {
         tenant: &TenantId,
         contact: &Contact,
     ) -> Result<ClientId, RepoError> {
+        Ok(self.identify_contact(tenant, contact).await?.0)
+    }
+
+    /// [`Inbox::identify`], and whether this call created the client (`true`: it has no
+    /// dialog yet).
+    pub async fn identify_contact(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+    ) -> Result<(ClientId, bool), RepoError> {
         let identity = Identity {
             channel: contact.channel.clone(),
             external_id: contact.external_id.clone(),
@@ -224,7 +234,7 @@ impl Inbox {
                 .as_ref()
                 .and_then(client_id_in)
             {
-                return Ok(client);
+                return Ok((client, false));
             }
             let owner = match &e164 {
                 Some(p) => self
@@ -248,7 +258,10 @@ impl Inbox {
                             condition: None,
                         },
                     ];
-                    self.table.transact_write(ops).await.map(|()| client)
+                    self.table
+                        .transact_write(ops)
+                        .await
+                        .map(|()| (client, false))
                 }
                 None => {
                     let now = self.clock.now();
@@ -281,11 +294,14 @@ impl Inbox {
                             condition: Some(Condition::ItemNotExists),
                         });
                     }
-                    self.table.transact_write(ops).await.map(|()| client.id)
+                    self.table
+                        .transact_write(ops)
+                        .await
+                        .map(|()| (client.id, true))
                 }
             };
             match result {
-                Ok(client) => return Ok(client),
+                Ok(found) => return Ok(found),
                 // Someone created the identity or the phone meanwhile: read again.
                 Err(TableError::TransactionCanceled { .. } | TableError::ConditionFailed) => {
                     continue;
@@ -379,6 +395,27 @@ impl Inbox {
             at: message.sent_at,
         });
         self.store(message, update, route.as_ref()).await
+    }
+
+    /// [`Inbox::store_inbound`] into `dialog`, created unless it exists. With
+    /// `dialog_likely`, the client was known before and its dialog through this
+    /// integration most likely exists: the message is stored first (one transaction), and
+    /// the dialog created and the message stored again only when that transaction finds
+    /// the dialog missing. Otherwise the dialog is created first (two transactions).
+    pub async fn store_inbound_in(
+        &self,
+        dialog: &Dialog,
+        message: &Message,
+        dialog_likely: bool,
+    ) -> Result<bool, RepoError> {
+        if dialog_likely {
+            match self.store_inbound(message).await {
+                Err(RepoError::Table(e)) if is_condition_failure(&e, 1) => {}
+                done => return done,
+            }
+        }
+        self.ensure_dialog(dialog).await?;
+        self.store_inbound(message).await
     }
 
     /// Stores a message we send (status `queued`/`sent`) and moves its dialog's last
