@@ -426,6 +426,63 @@ impl crate::ports::Clock for ScaledClock {
     }
 }
 
+/// The books of a webhook soak, one line per update (named by its text): whether it was
+/// stored once, published once, and under the event id of the message stored for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookBooks {
+    pub stored_twice: usize,
+    pub not_stored: usize,
+    /// Published under more than one event id.
+    pub published_twice: usize,
+    pub not_published: usize,
+    /// Stored and published once, but the event does not name the stored message.
+    pub mismatched: usize,
+}
+
+impl WebhookBooks {
+    /// `stored`: the stored messages (`text`, `id`, as [`crate::testing::stored_messages`]
+    /// reads them); `published`: the event ids published per update text.
+    pub fn tally(
+        texts: &[String],
+        stored: &[serde_json::Value],
+        published: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    ) -> Self {
+        let mut stored_ids: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for m in stored {
+            stored_ids
+                .entry(m["text"].as_str().unwrap_or_default())
+                .or_default()
+                .push(m["id"].as_str().unwrap_or_default());
+        }
+        let mut books = Self::default();
+        for text in texts {
+            let ids = stored_ids.get(text.as_str());
+            let events = published.get(text);
+            match ids.map(Vec::len) {
+                None => books.not_stored += 1,
+                Some(1) => {}
+                Some(_) => books.stored_twice += 1,
+            }
+            match events.map(std::collections::BTreeSet::len) {
+                None => books.not_published += 1,
+                Some(1) => {}
+                Some(_) => books.published_twice += 1,
+            }
+            if let (Some([id]), Some(events)) = (ids.map(Vec::as_slice), events)
+                && events.len() == 1
+                && !events.contains(&format!("evt_{id}"))
+            {
+                books.mismatched += 1;
+            }
+        }
+        books
+    }
+
+    pub fn duplicates(&self) -> usize {
+        self.stored_twice + self.published_twice
+    }
+}
+
 /// What [`Redelivery::run`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryStats {

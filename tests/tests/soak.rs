@@ -41,7 +41,7 @@ use shared::Secret;
 use shared::backend::{self, Ports};
 use shared::config::{Config, QueueRole};
 use shared::domain::TenantId;
-use shared::faults::{DeliveryStats, FaultCounts, Faults, Redelivery, ScaledClock};
+use shared::faults::{DeliveryStats, FaultCounts, Faults, Redelivery, ScaledClock, WebhookBooks};
 use shared::ports::Clock;
 use shared::ports::queue::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use shared::ports::table::{Query, SortKey, Table};
@@ -539,13 +539,6 @@ async fn webhooks(label: &str, base: Ports, clock: Arc<ScaledClock>, n: usize, p
     soak.stop().await;
 
     let stored = shared::testing::stored_messages(base.table.as_ref(), TENANT).await;
-    let mut stored_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for m in &stored {
-        stored_ids
-            .entry(m["text"].as_str().unwrap_or_default().to_owned())
-            .or_default()
-            .push(m["id"].as_str().unwrap_or_default().to_owned());
-    }
     let unread: i64 = items(base.table.as_ref(), "DIALOG#")
         .await
         .iter()
@@ -563,29 +556,7 @@ async fn webhooks(label: &str, base: Ports, clock: Arc<ScaledClock>, n: usize, p
     .collect();
     let pushed = pushed();
     let texts: Vec<String> = (0..n).map(webhook_text).collect();
-    let stored_twice = texts
-        .iter()
-        .filter(|t| stored_ids.get(*t).is_some_and(|v| v.len() > 1))
-        .count();
-    let not_stored = texts
-        .iter()
-        .filter(|t| !stored_ids.contains_key(*t))
-        .count();
-    let published_twice = texts
-        .iter()
-        .filter(|t| by_text.get(*t).is_some_and(|v| v.len() > 1))
-        .count();
-    let not_published = texts.iter().filter(|t| !by_text.contains_key(*t)).count();
-    // The event of an update names the message stored for it.
-    let mismatched = texts
-        .iter()
-        .filter(|t| match (stored_ids.get(*t), by_text.get(*t)) {
-            (Some(ids), Some(events)) => {
-                ids.len() == 1 && events.len() == 1 && !events.contains(&format!("evt_{}", ids[0]))
-            }
-            _ => false,
-        })
-        .count();
+    let books = WebhookBooks::tally(&texts, &stored, &by_text);
     let distinct: BTreeSet<&String> = by_text.values().flatten().collect();
     let not_consumed = if push {
         distinct
@@ -595,8 +566,8 @@ async fn webhooks(label: &str, base: Ports, clock: Arc<ScaledClock>, n: usize, p
     } else {
         0
     };
-    let duplicates = stored_twice + published_twice;
-    let missing = not_stored + not_published + not_consumed;
+    let duplicates = books.duplicates();
+    let missing = books.not_stored + books.not_published + not_consumed;
     println!(
         "SOAK webhooks backend={label} scale={} seed={} sent={} acknowledged={} redeliveries={} {} \
          stored={} published={} duplicates={duplicates} missing={missing} duration={:.1}s \
@@ -621,13 +592,16 @@ async fn webhooks(label: &str, base: Ports, clock: Arc<ScaledClock>, n: usize, p
         statuses(&stats),
     );
     assert_eq!(stats.acknowledged, n);
-    assert_eq!(stored_twice, 0, "updates stored twice");
-    assert_eq!(not_stored, 0, "acknowledged updates not stored");
+    assert_eq!(books.stored_twice, 0, "updates stored twice");
+    assert_eq!(books.not_stored, 0, "acknowledged updates not stored");
     assert_eq!(stored.len(), n);
-    assert_eq!(published_twice, 0, "updates published under two event ids");
-    assert_eq!(not_published, 0, "stored updates never published");
     assert_eq!(
-        mismatched, 0,
+        books.published_twice, 0,
+        "updates published under two event ids"
+    );
+    assert_eq!(books.not_published, 0, "stored updates never published");
+    assert_eq!(
+        books.mismatched, 0,
         "events that do not name their stored message"
     );
     assert_eq!(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use shared::config::QueueRole;
-use shared::faults::Redelivery;
+use shared::faults::{Redelivery, WebhookBooks};
 use shared::ports::{ManualClock, SystemClock};
 use shared::testing::{FakeServer, store_integration};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -210,13 +210,6 @@ async fn killed_mid_soak_and_restarted_it_loses_nothing_acknowledged_and_stores_
     ));
     let ports = shared::backend::embedded(dir.path(), later).unwrap();
     let stored = shared::testing::stored_messages(ports.table.as_ref(), TENANT).await;
-    let mut stored_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for m in &stored {
-        stored_ids
-            .entry(m["text"].as_str().unwrap_or_default().to_owned())
-            .or_default()
-            .push(m["id"].as_str().unwrap_or_default().to_owned());
-    }
     let mut events: Vec<Value> = bot.requests().iter().map(|r| r.body.clone()).collect();
     let pushed = events.len();
     for role_queue in [
@@ -238,28 +231,7 @@ async fn killed_mid_soak_and_restarted_it_loses_nothing_acknowledged_and_stores_
             .insert(e["id"].as_str().unwrap_or_default().to_owned());
     }
     let texts: Vec<String> = (0..n).map(text).collect();
-    let stored_twice = texts
-        .iter()
-        .filter(|t| stored_ids.get(*t).is_some_and(|v| v.len() > 1))
-        .count();
-    let lost = texts
-        .iter()
-        .filter(|t| !stored_ids.contains_key(*t))
-        .count();
-    let published_twice = texts
-        .iter()
-        .filter(|t| published.get(*t).is_some_and(|v| v.len() > 1))
-        .count();
-    let unpublished = texts.iter().filter(|t| !published.contains_key(*t)).count();
-    let mismatched = texts
-        .iter()
-        .filter(|t| match (stored_ids.get(*t), published.get(*t)) {
-            (Some(ids), Some(evts)) if ids.len() == 1 && evts.len() == 1 => {
-                !evts.contains(&format!("evt_{}", ids[0]))
-            }
-            _ => false,
-        })
-        .count();
+    let books = WebhookBooks::tally(&texts, &stored, &published);
     let refused = stats.statuses.get(&0).copied().unwrap_or(0);
     println!(
         "SOAK kill9 backend=embedded(binary) scale={} seed={} sent={} acknowledged={} redeliveries={} \
@@ -273,8 +245,8 @@ async fn killed_mid_soak_and_restarted_it_loses_nothing_acknowledged_and_stores_
         restart.as_secs_f64(),
         stored.len(),
         published.len(),
-        stored_twice + published_twice,
-        lost + unpublished,
+        books.duplicates(),
+        books.not_stored + books.not_published,
         started.elapsed().as_secs_f64(),
         events.len() - pushed,
         stats.statuses,
@@ -284,13 +256,16 @@ async fn killed_mid_soak_and_restarted_it_loses_nothing_acknowledged_and_stores_
         killed_after >= kill_at && killed_after < n,
         "killed mid-soak"
     );
-    assert_eq!(stored_twice, 0, "updates stored twice");
-    assert_eq!(lost, 0, "acknowledged updates lost");
+    assert_eq!(books.stored_twice, 0, "updates stored twice");
+    assert_eq!(books.not_stored, 0, "acknowledged updates lost");
     assert_eq!(stored.len(), n);
-    assert_eq!(published_twice, 0, "updates published under two event ids");
-    assert_eq!(unpublished, 0, "stored updates never published");
     assert_eq!(
-        mismatched, 0,
+        books.published_twice, 0,
+        "updates published under two event ids"
+    );
+    assert_eq!(books.not_published, 0, "stored updates never published");
+    assert_eq!(
+        books.mismatched, 0,
         "events that do not name their stored message"
     );
 }
