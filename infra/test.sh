@@ -22,6 +22,14 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> the Lambda functions do not link the embedded backend (redb, aes-gcm)"
+for function in functions/*/; do
+  name=$(basename "$function")
+  if cargo tree -p "$name" -e normal --prefix none --locked | grep -qE '^(redb|aes-gcm) '; then
+    echo "$name links the embedded backend: the \`embedded\` feature of shared must stay off in functions" >&2
+    exit 1
+  fi
+done
 echo "==> cargo test"
 cargo test --workspace --locked
 echo "==> schemathesis over openapi.yaml"

@@ -1,10 +1,12 @@
 //! The one place that turns configuration into adapters (`Backend::{Embedded, Aws}`).
 
 use std::collections::BTreeMap;
+#[cfg(feature = "embedded")]
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::dynamodb::DynamoTable;
+#[cfg(feature = "embedded")]
 use crate::adapters::embedded::{EmbeddedQueues, EmbeddedTable, LocalSecretBox, QueueSpec};
 use crate::adapters::kms::KmsSecretBox;
 use crate::adapters::sqs::SqsQueue;
@@ -25,6 +27,10 @@ pub enum BackendError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     SecretBox(#[from] SecretBoxError),
+    #[error(
+        "BACKEND=embedded: this binary is built without the embedded backend (the `embedded` feature of `shared`; the dev server and the tests have it, the Lambda functions do not — run them with BACKEND=aws)"
+    )]
+    EmbeddedNotBuilt,
 }
 
 /// The adapters a function or the dev server runs on.
@@ -36,6 +42,7 @@ pub struct Ports {
     queues: BTreeMap<QueueRole, Arc<dyn Queue>>,
     dead_letters: BTreeMap<QueueRole, Arc<dyn Queue>>,
     /// Set on the embedded backend: the dev server sweeps TTL-expired items through it.
+    #[cfg(feature = "embedded")]
     pub embedded_table: Option<EmbeddedTable>,
 }
 
@@ -95,12 +102,16 @@ impl Ports {
 
 pub async fn connect(backend: &Backend) -> Result<Ports, BackendError> {
     match backend {
+        #[cfg(feature = "embedded")]
         Backend::Embedded { data_dir } => embedded(data_dir, Arc::new(SystemClock)),
+        #[cfg(not(feature = "embedded"))]
+        Backend::Embedded { .. } => Err(BackendError::EmbeddedNotBuilt),
         Backend::Aws(aws) => Ok(connect_aws(aws).await),
     }
 }
 
 /// Opens (or creates) the embedded backend in `data_dir`.
+#[cfg(feature = "embedded")]
 pub fn embedded(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Ports, BackendError> {
     std::fs::create_dir_all(data_dir).map_err(|e| BackendError::DataDir {
         path: data_dir.display().to_string(),
@@ -157,6 +168,7 @@ pub async fn connect_aws(aws: &AwsConfig) -> Ports {
         }),
         queues,
         dead_letters,
+        #[cfg(feature = "embedded")]
         embedded_table: None,
     }
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 
 use crate::ports::queue::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use crate::ports::table::{
-    Condition, Item, Key, Page, Query, Table, TableError, TransactOp, Update,
+    Condition, Item, Key, Page, PutOutcome, Query, Table, TableError, TransactOp, Update,
 };
 
 const PPM: u64 = 1_000_000;
@@ -256,6 +256,15 @@ impl Table for FaultyTable {
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
         self.guard("PutItem", self.inner.put(item, condition)).await
+    }
+
+    async fn put_or_current(
+        &self,
+        item: Item,
+        condition: Condition,
+    ) -> Result<PutOutcome, TableError> {
+        self.guard("PutItem", self.inner.put_or_current(item, condition))
+            .await
     }
 
     async fn update(

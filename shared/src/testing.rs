@@ -882,6 +882,14 @@ impl crate::ports::Table for CountingTable {
         self.write();
         self.inner.put(item, condition).await
     }
+    async fn put_or_current(
+        &self,
+        item: crate::ports::Item,
+        condition: crate::ports::Condition,
+    ) -> Result<crate::ports::table::PutOutcome, crate::ports::TableError> {
+        self.write();
+        self.inner.put_or_current(item, condition).await
+    }
     async fn update(
         &self,
         key: &crate::ports::Key,

@@ -29,6 +29,8 @@ pub async fn delete(
             deleted += 1;
         }
     }
+    shared::repo::integrations::forget_tenant(&tenant);
+    shared::repo::inbox::forget_tenant(&tenant);
     tracing::info!(tenant_id = %tenant, deleted, "tenant deleted");
     Ok(ApiResponse::json(
         StatusCode::OK,

@@ -5,6 +5,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::domain::TenantId;
 use shared::ports::table::{Key, Query};
+use shared::repo::integrations::Freshness;
 use shared::testing::{FakeServer, max_api, telegram_bot_api};
 
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
@@ -570,9 +571,17 @@ async fn an_integration_is_found_by_its_id_alone_for_inbound_webhooks() {
     let app = app().await;
     let (_, created) = app.connect("acme", telegram("Bot")).await;
     let id = shared::domain::IntegrationId::parse(created["id"].as_str().unwrap()).unwrap();
-    let found = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    let found = app
+        .integrations()
+        .find_by_id_fresh(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.tenant_id.as_str(), "acme");
     assert_eq!(found.provider, "telegram_bot");
+    let (again, freshness) = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(again, found);
+    assert_eq!(freshness, Freshness::Cached, "kept for the next webhook");
     let path = format!("/v1/integrations/{id}");
     app.call(
         "acme",
@@ -581,12 +590,19 @@ async fn an_integration_is_found_by_its_id_alone_for_inbound_webhooks() {
         Some(json!({"name": "Renamed", "is_primary": true})),
     )
     .await;
-    let found = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    let (cached, _) = app.integrations().find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(cached.name, "Renamed", "a save forgets the process's copy");
+    let found = app
+        .integrations()
+        .find_by_id_fresh(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.name, "Renamed", "the index follows every save");
     let unknown = shared::domain::IntegrationId::generate();
     assert!(
         app.integrations()
-            .find_by_id(&unknown)
+            .find_by_id_fresh(&unknown)
             .await
             .unwrap()
             .is_none()

@@ -21,7 +21,6 @@
 mod support;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -37,8 +36,7 @@ use shared::ports::Sealed;
 use shared::ports::table::Key;
 use shared::repo::inbox::{ClientProfile, Contact};
 use shared::repo::integrations::{Integration, IntegrationStatus};
-use shared::testing::CountingTable;
-use support::{App, app_with_table, tenant};
+use support::{App, tenant};
 
 const CLIENTS: usize = 200;
 const SENDS_PER_CLIENT: usize = 5;
@@ -107,14 +105,7 @@ fn main() {
 }
 
 async fn simulation() {
-    let mut counters = None;
-    let app = app_with_table(|inner| {
-        let table = CountingTable::new(inner);
-        counters = Some((table.reads.clone(), table.writes.clone()));
-        Arc::new(table)
-    })
-    .await;
-    let (reads, writes) = counters.unwrap();
+    let (app, reads, writes) = support::counted_app().await;
     let calls = || reads.load(Ordering::Relaxed) + writes.load(Ordering::Relaxed);
     for tenant_id in ["ours", "seed"] {
         app.wappi(tenant_id, &format!("{tenant_id}-a"), "profile-a", true)
@@ -166,7 +157,7 @@ async fn simulation() {
         assert!(r.status.is_success());
     }
     let per_send = (calls() - before) as f64 / f64::from(rounds);
-    println!("  … with an Idempotency-Key: {per_send:.2} (claim read + claim write + completion)");
+    println!("  … with an Idempotency-Key: {per_send:.2} (claim write + completion)");
 }
 
 /// A Telegram integration of `provider`, `n` days old.

@@ -24,9 +24,10 @@ use shared::ports::{Clock, Queue};
 use shared::repo::bot_webhook::BotWebhookSecrets;
 use shared::repo::idempotency::IdempotencyStore;
 use shared::repo::inbox::Inbox;
-use shared::repo::integrations::{Integration, Integrations, OpenConfig};
+use shared::repo::integrations::{Freshness, Integration, Integrations, OpenConfig};
 use shared::repo::rate_limit::RateLimiter;
 use shared::telemetry::{Metrics, metric_names as metric};
+use tracing::Instrument;
 
 use pipeline::Outcome;
 use providers::{Rejection, WebhookProvider, WebhookRequest};
@@ -89,22 +90,48 @@ fn not_found() -> ApiError {
 }
 
 /// The enabled integration of this provider with this id (anything else is one 404, so
-/// the answer tells nothing about other tenants' integrations).
-async fn integration(
+/// the answer tells nothing about other tenants' integrations). The process's recent copy
+/// serves unless `fresh`; a copy that would refuse the request is read again first, so an
+/// enable is seen at once and only a disable waits for the copy to expire.
+async fn find_integration(
     deps: &Deps,
     provider: &dyn WebhookProvider,
     raw_id: &str,
-) -> Result<(Integration, OpenConfig), ApiError> {
+    fresh: bool,
+) -> Result<(Integration, OpenConfig, Freshness), ApiError> {
     let id = IntegrationId::parse(raw_id).map_err(|_| not_found())?;
-    let integration = deps
-        .integrations
-        .find_by_id(&id)
-        .await?
-        .filter(|i| i.provider == provider.name() && i.is_enabled)
-        .ok_or_else(not_found)?;
+    let usable = |i: &Integration| i.provider == provider.name() && i.is_enabled;
+    let found = if fresh {
+        None
+    } else {
+        deps.integrations.find_by_id(&id).await?
+    };
+    let (integration, freshness) = match found {
+        Some((integration, Freshness::Cached)) if !usable(&integration) => {
+            (fresh_integration(deps, &id).await?, Freshness::Read)
+        }
+        Some(found) => found,
+        None if fresh => (fresh_integration(deps, &id).await?, Freshness::Read),
+        None => return Err(not_found()),
+    };
+    if !usable(&integration) {
+        return Err(not_found());
+    }
     // Decrypted configs are cached by the SecretBox adapter (KMS: bounded time in memory).
     let config = deps.integrations.open(&integration).await?;
-    Ok((integration, config))
+    Ok((integration, config, freshness))
+}
+
+async fn fresh_integration(deps: &Deps, id: &IntegrationId) -> Result<Integration, ApiError> {
+    deps.integrations
+        .find_by_id_fresh(id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// A refusal that a changed integration (a rotated secret) could explain.
+fn refused_by_config(e: &ApiError) -> bool {
+    matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
 }
 
 async fn handle(
@@ -115,35 +142,27 @@ async fn handle(
     let started = Instant::now();
     let name = req.path_param("provider")?.to_owned();
     let provider = providers::find(&name).ok_or_else(not_found)?;
-    let (integration, config) =
-        integration(deps, provider, req.path_param("integration_id")?).await?;
-    let span = tracing::info_span!(
-        "webhook",
-        tenant_id = %integration.tenant_id,
-        integration_id = %integration.id,
-        provider = name,
-        request_id = req.request_id,
-    );
-    let _guard = span.enter();
+    let raw_id = req.path_param("integration_id")?;
+    let (mut integration, mut config, freshness) =
+        find_integration(deps, provider, raw_id, false).await?;
     let wreq = WebhookRequest {
         headers: &req.headers,
         query: &req.query,
         body: &req.body,
     };
-    let cors = if name == "web_widget" {
-        providers::web_widget::WebWidget::allowed_origin(&config, &wreq)
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
-    let result = match req.method {
-        Method::GET => provider.handshake(&config, &wreq).map_err(ApiError::from),
-        Method::OPTIONS if name == "web_widget" => preflight(cors.as_deref()),
-        Method::OPTIONS => Err(Rejection::MethodNotAllowed.into()),
-        _ => receive(deps, provider, &integration, &config, &wreq).await,
-    };
-    drop(_guard);
+    let mut span = span(&integration, &name, &req.request_id);
+    let mut result = answer(deps, provider, &req.method, &integration, &config, &wreq)
+        .instrument(span.clone())
+        .await;
+    if freshness == Freshness::Cached && result.as_ref().is_err_and(refused_by_config) {
+        // The process's copy may predate a change of the integration's secrets.
+        (integration, config, _) = find_integration(deps, provider, raw_id, true).await?;
+        span = self::span(&integration, &name, &req.request_id);
+        result = answer(deps, provider, &req.method, &integration, &config, &wreq)
+            .instrument(span.clone())
+            .await;
+    }
+    let cors = cors(&name, &config, &wreq);
     let metrics = Metrics::provider(name.as_str());
     let mut response = match result {
         Ok(response) => response,
@@ -180,6 +199,44 @@ async fn handle(
         )
         .emit();
     Ok(response)
+}
+
+fn span(integration: &Integration, provider: &str, request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "webhook",
+        tenant_id = %integration.tenant_id,
+        integration_id = %integration.id,
+        provider,
+        request_id,
+    )
+}
+
+/// The answer to a webhook request of a found integration.
+async fn answer(
+    deps: &Deps,
+    provider: &dyn WebhookProvider,
+    method: &Method,
+    integration: &Integration,
+    config: &OpenConfig,
+    wreq: &WebhookRequest<'_>,
+) -> Result<ApiResponse, ApiError> {
+    let name = provider.name();
+    match *method {
+        Method::GET => provider.handshake(config, wreq).map_err(ApiError::from),
+        Method::OPTIONS if name == "web_widget" => preflight(cors(name, config, wreq).as_deref()),
+        Method::OPTIONS => Err(Rejection::MethodNotAllowed.into()),
+        _ => receive(deps, provider, integration, config, wreq).await,
+    }
+}
+
+/// The Origin the web widget allows for this request, if any.
+fn cors(provider: &str, config: &OpenConfig, wreq: &WebhookRequest<'_>) -> Option<String> {
+    if provider != "web_widget" {
+        return None;
+    }
+    providers::web_widget::WebWidget::allowed_origin(config, wreq)
+        .ok()
+        .flatten()
 }
 
 /// The widget's CORS preflight: allowed only from one of its `allowed_domains`.

@@ -211,11 +211,86 @@ async fn unknown_disabled_or_mismatched_integrations_are_one_404() {
         let r = app.send(Method::POST, &path, &headers, &body).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
-    app.disable("acme", &id).await;
     let r = app.post("telegram_bot", &id, &headers, &body).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the integration is now in the process's cache"
+    );
+    app.disable("acme", &id).await;
+    let mut again: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    again["update_id"] = 1_000_001.into();
+    let again = serde_json::to_vec(&again).unwrap();
+    let r = app.post("telegram_bot", &id, &headers, &again).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "a disable in this process is seen at once"
+    );
     assert_eq!(r.json_body()["error"]["code"], "INTEGRATION_NOT_FOUND");
-    assert!(app.messages("acme").await.is_empty());
+    assert_eq!(app.messages("acme").await.len(), 1);
+}
+
+/// Another process (another warm Lambda container) changed the integration's secret: this
+/// process's cached copy refuses the new signature, so the integration is read again
+/// before the request is refused. (Until that happens, or for `BY_ID_TTL`, the old secret
+/// still verifies here — documented in the README.)
+#[tokio::test]
+async fn a_rotated_webhook_secret_is_seen_although_the_integration_is_cached() {
+    let app = app();
+    let id = app.connect_telegram_bot("acme", "tg1").await;
+    let body = fixture("telegram/update-message-private-text.json");
+    assert_eq!(app.post_telegram(&id, &body).await.status, StatusCode::OK);
+
+    let repo = shared::repo::integrations::Integrations::new(
+        app.ports.table.clone(),
+        app.ports.secrets().unwrap(),
+        Arc::new(shared::ports::SystemClock),
+    );
+    let mut integration = repo.get(&tenant("acme"), &id).await.unwrap().unwrap();
+    let rotated = "rotated-secret-0123456789";
+    let config = [("bot_token", "1:A"), ("webhook_secret", rotated)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    integration.config = repo
+        .seal(&integration.tenant_id, &id, &config)
+        .await
+        .unwrap();
+    // Written past `Integrations` (which would forget this process's copy), as another
+    // process's write looks from here.
+    let key = shared::ports::table::Key::new("TENANT#acme", format!("INTEGRATION#{id}"));
+    let mut item = app.ports.table.get(&key).await.unwrap().unwrap();
+    let sealed = shared::repo::to_item(&key, &integration).unwrap();
+    item.insert("config".into(), sealed["config"].clone());
+    app.ports.table.put(item, None).await.unwrap();
+
+    let mut next: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    next["update_id"] = 1_000_002.into();
+    let next = serde_json::to_vec(&next).unwrap();
+    let new = app
+        .post(
+            "telegram_bot",
+            &id,
+            &[("x-telegram-bot-api-secret-token", rotated)],
+            &next,
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::OK, "{:?}", new.json_body());
+    let old = app
+        .post(
+            "telegram_bot",
+            &id,
+            &[("x-telegram-bot-api-secret-token", TG_SECRET)],
+            &next,
+        )
+        .await;
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the old secret is refused once the new one was seen"
+    );
+    assert_eq!(app.messages("acme").await.len(), 2);
 }
 
 #[tokio::test]

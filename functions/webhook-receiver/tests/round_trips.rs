@@ -19,12 +19,22 @@ use support::{app_on, fixture};
 
 /// (table reads, table writes, inbound-events queue calls) today; issue 19's goal is at
 /// most 3 table requests + 1 SQS request for a new message, 1 table request for a duplicate.
-const NEW_CLIENT: (u64, u64, u64) = (3, 5, 1);
-const KNOWN_CLIENT: (u64, u64, u64) = (3, 3, 1);
-const DUPLICATE: (u64, u64, u64) = (2, 0, 0);
+/// The integration is looked up once per process and [`BY_ID_TTL`]: connecting it forgot
+/// the process's copy, so the first message through each integration reads it.
+///
+/// [`BY_ID_TTL`]: shared::repo::integrations::BY_ID_TTL
+const NEW_CLIENT: (u64, u64, u64) = (2, 5, 1);
+/// The claim, the message transaction, the claim's completion (the integration and the
+/// sender's identity are remembered by the process).
+const KNOWN_CLIENT: (u64, u64, u64) = (0, 3, 1);
+/// The same in a process that has seen neither (a cold container): the integration and
+/// the identity are read.
+const KNOWN_CLIENT_COLD: (u64, u64, u64) = (2, 3, 1);
+/// The refused claim, which answers with the completed record.
+const DUPLICATE: (u64, u64, u64) = (0, 1, 0);
 /// A known client writing through a second integration: the optimistic store finds no
 /// dialog, so the dialog is created and the message stored again.
-const KNOWN_CLIENT_NEW_DIALOG: (u64, u64, u64) = (3, 5, 1);
+const KNOWN_CLIENT_NEW_DIALOG: (u64, u64, u64) = (1, 5, 1);
 
 /// Table reads, table writes and inbound-events queue calls since the last [`Counts::take`].
 struct Counts {
@@ -99,6 +109,13 @@ async fn requests_per_inbound_message_are_pinned() {
     assert_eq!(again.status, StatusCode::OK);
     let duplicate = counts.take();
 
+    // What a cold container knows: nothing.
+    shared::repo::integrations::forget(&id);
+    shared::repo::inbox::forget_tenant(&shared::domain::TenantId::parse("acme").unwrap());
+    let cold = app.post_telegram(&id, &update(4)).await;
+    assert_eq!(cold.status, StatusCode::OK);
+    let known_client_cold = counts.take();
+
     let other = app.connect_telegram_bot("acme", "tg2").await;
     counts.take();
     let through_other = app.post_telegram(&other, &update(3)).await;
@@ -109,20 +126,25 @@ async fn requests_per_inbound_message_are_pinned() {
     println!("  first message of a new client: {new_client:?}");
     println!("  next message of a known client: {known_client:?}");
     println!("  duplicate delivery:            {duplicate:?}");
+    println!("  known client, cold process:    {known_client_cold:?}");
     println!("  known client, new dialog:      {new_dialog:?}");
     let messages = app.messages("acme").await;
-    assert_eq!(messages.len(), 3, "every message stored once");
+    assert_eq!(messages.len(), 4, "every message stored once");
     let dialogs: std::collections::BTreeSet<_> = messages
         .iter()
         .map(|m| m["dialog_id"].to_string())
         .collect();
     assert_eq!(dialogs.len(), 2, "one dialog per integration");
     assert_eq!(app.clients("acme").await.len(), 1);
-    assert_eq!(app.published().await.len(), 3);
+    assert_eq!(app.published().await.len(), 4);
 
     assert_eq!(new_client, NEW_CLIENT, "first message of a new client");
     assert_eq!(known_client, KNOWN_CLIENT, "next message of a known client");
     assert_eq!(duplicate, DUPLICATE, "duplicate delivery");
+    assert_eq!(
+        known_client_cold, KNOWN_CLIENT_COLD,
+        "known client, cold process"
+    );
     assert_eq!(
         new_dialog, KNOWN_CLIENT_NEW_DIALOG,
         "known client, new dialog"

@@ -5,16 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem,
-    Update as DynamoUpdate,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update as DynamoUpdate,
 };
 
 use crate::ports::table::{
-    self, AttrValue, CancelReason, Condition, Cursor, GSI1, Index, Item, Key, Page, Query, SortKey,
-    Table, TableError, TransactOp, Update,
+    self, AttrValue, CancelReason, Condition, Cursor, GSI1, Index, Item, Key, Page, PutOutcome,
+    Query, SortKey, Table, TableError, TransactOp, Update,
 };
 
 #[derive(Clone)]
@@ -284,6 +285,27 @@ fn sort_key_expr(expr: &mut Expr, sk_name: &str, sort: &SortKey) -> Option<Strin
     })
 }
 
+impl DynamoTable {
+    /// A `PutItem` of the whole item under the condition, ready to send.
+    fn put_request(
+        &self,
+        item: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder, TableError>
+    {
+        table::validate_item(item)?;
+        let (condition, expr) = condition_expr(condition);
+        Ok(self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(item)))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values()))
+    }
+}
+
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
@@ -300,19 +322,32 @@ impl Table for DynamoTable {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        table::validate_item(&item)?;
-        let (condition, expr) = condition_expr(condition.as_ref());
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)))
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
+        self.put_request(&item, condition.as_ref())?
             .send()
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn put_or_current(
+        &self,
+        item: Item,
+        condition: Condition,
+    ) -> Result<PutOutcome, TableError> {
+        let result = self
+            .put_request(&item, Some(&condition))?
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
+                    PutOutcome::Refused(failed.item().map(from_item).transpose()?),
+                ),
+                _ => Err(map_err(err)),
+            },
+        }
     }
 
     async fn update(

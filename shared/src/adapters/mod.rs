@@ -2,6 +2,7 @@
 //! fast tests. [`crate::backend`] picks one set.
 
 pub mod dynamodb;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod kms;
 pub mod sqs;

@@ -559,6 +559,15 @@ pub fn validate_transaction(ops: &[TransactOp]) -> Result<Vec<Key>, TableError> 
     Ok(keys)
 }
 
+/// What [`Table::put_or_current`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// The condition held; the item is written.
+    Written,
+    /// The condition failed; nothing was written. The item as it is (`None`: there is none).
+    Refused(Option<Item>),
+}
+
 /// The DynamoDB-shaped key/value store.
 #[async_trait]
 pub trait Table: Send + Sync {
@@ -566,6 +575,22 @@ pub trait Table: Send + Sync {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError>;
     /// Writes the whole item if the condition holds on the current one.
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError>;
+    /// Writes the whole item if the condition holds; when it does not, answers with the
+    /// current item instead of an error. The adapters do it in one request (DynamoDB:
+    /// `ReturnValuesOnConditionCheckFailure = ALL_OLD`); this default takes two (a put,
+    /// then a read when the condition failed) and is what test wrappers inherit.
+    async fn put_or_current(
+        &self,
+        item: Item,
+        condition: Condition,
+    ) -> Result<PutOutcome, TableError> {
+        let key = Key::of(&item)?;
+        match self.put(item, Some(condition)).await {
+            Ok(()) => Ok(PutOutcome::Written),
+            Err(TableError::ConditionFailed) => Ok(PutOutcome::Refused(self.get(&key).await?)),
+            Err(e) => Err(e),
+        }
+    }
     /// Updates (or creates) an item if the condition holds; returns the item as written.
     async fn update(
         &self,

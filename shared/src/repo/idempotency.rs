@@ -12,7 +12,9 @@ use jiff::Timestamp;
 use super::RepoError;
 use crate::domain::TenantId;
 use crate::ports::Clock;
-use crate::ports::table::{AttrValue, Condition, Item, Key, SK, TTL, Table, TableError};
+use crate::ports::table::{
+    AttrValue, Condition, Item, Key, PutOutcome, SK, TTL, Table, TableError,
+};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct IdempotencyStore {
 const SORT_PREFIX: &str = "IDEMPOTENCY#";
 /// The attribute naming the `claim` call that wrote a claim.
 const OWNER: &str = "owner";
+/// Rounds of [`IdempotencyStore::claim`] before it gives up.
+const CLAIM_ROUNDS: u32 = 5;
 /// Tries of an idempotent write of the store before its error is returned.
 const WRITE_TRIES: u32 = 5;
 
@@ -83,6 +87,11 @@ impl IdempotencyStore {
 
     /// Claims `scope`/`id` of a tenant for `lease`. `fresh` is stored as the claim's data
     /// unless an expired claim already chose one.
+    ///
+    /// One request in the common cases: the claim is written on the assumption that the
+    /// record does not exist, and a failed condition answers with the record as it is
+    /// ([`Table::put_or_current`]), so a duplicate of a completed event costs that one
+    /// refused write and no read.
     pub async fn claim(
         &self,
         tenant: &TenantId,
@@ -93,21 +102,48 @@ impl IdempotencyStore {
     ) -> Result<Claim, RepoError> {
         let key = key(tenant, scope, id);
         // This call's mark on the record: when the answer to our write is lost (a timeout,
-        // a retried request that then fails its condition), the next round reads the
-        // record back and finds the claim is ours instead of someone else's.
+        // a retried request that then fails its condition), the next round finds the
+        // claim is ours instead of someone else's.
         let owner = ulid::Ulid::new().to_string();
+        let mut data = fresh.to_owned();
+        let mut condition = Condition::ItemNotExists;
         let mut failure = None;
-        // Each round either decides or lost a race that changed the record; three rounds
-        // cover claim → expire → takeover races.
-        for _ in 0..3 {
+        // Each round either decides, or learnt what the record is now (a race changed it,
+        // an expired claim to take over, a retryable failure); five rounds cover
+        // claim → expire → takeover races and a few lost answers.
+        for round in 0..CLAIM_ROUNDS {
             let now = self.clock.now();
             let lease_until = millis(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-            let current = retrying(|| self.table.get(&key)).await?;
-            let (data, condition) = match &current {
-                None => (fresh.to_owned(), Condition::ItemNotExists),
-                Some(item) if text(item, "status") == "completed" => {
+            let mut item = key.to_item();
+            item.insert("status".into(), AttrValue::s("in_progress"));
+            item.insert("lease_until".into(), AttrValue::n(lease_until));
+            item.insert("data".into(), AttrValue::s(data.clone()));
+            item.insert(OWNER.into(), AttrValue::s(owner.clone()));
+            // An abandoned claim disappears by itself after a day.
+            item.insert(TTL.into(), AttrValue::n(now.as_second() + 86_400));
+            let current = match self.table.put_or_current(item, condition.clone()).await {
+                Ok(PutOutcome::Written) => return Ok(Claim::Acquired { data }),
+                Ok(PutOutcome::Refused(current)) => {
+                    failure = None;
+                    current
+                }
+                // The write may have happened: the next round finds out.
+                Err(e) if e.is_retryable() => {
+                    failure = Some(e);
+                    tokio::time::sleep(Duration::from_millis(20 * (u64::from(round) + 1))).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match current {
+                // Gone since (an expired record swept): claim it afresh.
+                None => {
+                    data = fresh.to_owned();
+                    condition = Condition::ItemNotExists;
+                }
+                Some(item) if text(&item, "status") == "completed" => {
                     return Ok(Claim::Completed {
-                        data: text(item, "data").to_owned(),
+                        data: text(&item, "data").to_owned(),
                         result: item
                             .get("result")
                             .and_then(AttrValue::as_s)
@@ -119,32 +155,17 @@ impl IdempotencyStore {
                         .get("lease_until")
                         .and_then(AttrValue::as_i64)
                         .unwrap_or(0);
-                    let data = text(item, "data").to_owned();
-                    if text(item, OWNER) == owner {
-                        return Ok(Claim::Acquired { data });
+                    let chosen = text(&item, "data").to_owned();
+                    if text(&item, OWNER) == owner {
+                        return Ok(Claim::Acquired { data: chosen });
                     }
                     if held > millis(now) {
-                        return Ok(Claim::InProgress { data });
+                        return Ok(Claim::InProgress { data: chosen });
                     }
-                    (
-                        data,
-                        Condition::Eq("lease_until".into(), AttrValue::n(held)),
-                    )
+                    // Expired: take it over, keeping the data it chose.
+                    data = chosen;
+                    condition = Condition::Eq("lease_until".into(), AttrValue::n(held));
                 }
-            };
-            let mut item = key.to_item();
-            item.insert("status".into(), AttrValue::s("in_progress"));
-            item.insert("lease_until".into(), AttrValue::n(lease_until));
-            item.insert("data".into(), AttrValue::s(data.clone()));
-            item.insert(OWNER.into(), AttrValue::s(owner.clone()));
-            // An abandoned claim disappears by itself after a day.
-            item.insert(TTL.into(), AttrValue::n(now.as_second() + 86_400));
-            match self.table.put(item, Some(condition)).await {
-                Ok(()) => return Ok(Claim::Acquired { data }),
-                Err(TableError::ConditionFailed) => failure = None,
-                // The write may have happened: the next round reads the record again.
-                Err(e) if e.is_retryable() => failure = Some(e),
-                Err(e) => return Err(e.into()),
             }
         }
         match failure {

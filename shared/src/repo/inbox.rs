@@ -13,10 +13,12 @@
 //! * `CLIENT#{client}#ROUTE#{channel}` — the [`RouteMemo`]: the integration the client was
 //!   last reached through (an inbound message or a successful send), read with the client.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::memo::TableMemo;
 use super::{RepoError, from_item, to_item};
 use crate::domain::inbox::{
     Attempt, Client, DeliveryStatus, Dialog, Identity, Message, RecipientKind, RouteMemo,
@@ -190,6 +192,21 @@ fn activity_key(at: Timestamp, dialog: &DialogId) -> String {
     format!("{:015}#{dialog}", at.as_millisecond().max(0))
 }
 
+/// How long a process remembers which client a channel identity belongs to. The pointer
+/// from an identity to its client is written once and never changed (only a tenant's
+/// deletion removes it, see [`forget_tenant`]), so a warm process may skip reading it:
+/// a known sender's next message costs no identity read.
+pub const IDENTITY_TTL: Duration = Duration::from_secs(600);
+
+/// Clients by (tenant, channel, external id), per process and table.
+static IDENTITIES: LazyLock<TableMemo<(TenantId, String, String), ClientId>> =
+    LazyLock::new(|| TableMemo::new(IDENTITY_TTL, 16_384));
+
+/// Forgets what this process remembers of a deleted tenant's identities.
+pub fn forget_tenant(tenant: &TenantId) {
+    IDENTITIES.retain(|(t, _, _), _| t != tenant);
+}
+
 #[derive(Clone)]
 pub struct Inbox {
     table: Arc<dyn Table>,
@@ -215,6 +232,24 @@ impl Inbox {
     /// [`Inbox::identify`], and whether this call created the client (`true`: it has no
     /// dialog yet).
     pub async fn identify_contact(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+    ) -> Result<(ClientId, bool), RepoError> {
+        let memo_key = (
+            tenant.clone(),
+            contact.channel.clone(),
+            contact.external_id.clone(),
+        );
+        if let Some(client) = IDENTITIES.get(&self.table, &memo_key) {
+            return Ok((client, false));
+        }
+        let found = self.identify_uncached(tenant, contact).await?;
+        IDENTITIES.put(&self.table, memo_key, found.0.clone());
+        Ok(found)
+    }
+
+    async fn identify_uncached(
         &self,
         tenant: &TenantId,
         contact: &Contact,

@@ -2,11 +2,13 @@
 //! context `{tenant_id, integration_id}`; the stored item holds only ciphertext.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::memo::TableMemo;
 use super::{RepoError, from_item, query_all, to_item};
 use crate::domain::registry::{IntegrationKind, IntegrationMeta};
 use crate::domain::{IntegrationId, TenantId};
@@ -74,6 +76,41 @@ fn primary_key(tenant: &TenantId, channel: &str) -> Key {
     Key::new(format!("TENANT#{tenant}"), format!("PRIMARY#{channel}"))
 }
 
+/// How long an integration looked up by id for an inbound webhook is kept in memory.
+/// Every write through [`Integrations`] in this process forgets it at once (the dev server
+/// runs every function in one process); another process — another warm Lambda container —
+/// sees a disable or a deletion within this time at the latest. An enable, a changed
+/// config or a new integration is seen at once: the cache holds only integrations found,
+/// and the webhook path looks again before refusing (see [`Integrations::find_by_id`]).
+pub const BY_ID_TTL: Duration = Duration::from_secs(30);
+/// At most this many integrations are kept (a full cache is emptied and refilled).
+const BY_ID_CAPACITY: usize = 4096;
+
+/// Integrations found by id, per process and table.
+static BY_ID: LazyLock<TableMemo<IntegrationId, Integration>> =
+    LazyLock::new(|| TableMemo::new(BY_ID_TTL, BY_ID_CAPACITY));
+
+/// Drops the cached copy of an integration (after a write to it).
+pub fn forget(id: &IntegrationId) {
+    BY_ID.retain(|cached, _| cached != id);
+}
+
+/// Drops the cached copies of a tenant's integrations (after the tenant is deleted).
+pub fn forget_tenant(tenant: &TenantId) {
+    BY_ID.retain(|_, integration| integration.tenant_id != *tenant);
+}
+
+/// Where [`Integrations::find_by_id`] found an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Read from the table by this call.
+    Read,
+    /// The process's copy, at most [`BY_ID_TTL`] old: a caller about to refuse a request
+    /// because of what it says (disabled, another provider, a signature its secrets do not
+    /// verify) looks again with [`Integrations::find_by_id_fresh`] first.
+    Cached,
+}
+
 #[derive(Clone)]
 pub struct Integrations {
     table: Arc<dyn Table>,
@@ -133,8 +170,35 @@ impl Integrations {
     }
 
     /// The integration with this id, whatever its tenant (for inbound webhooks, whose URL
-    /// carries only the id; the caller must still verify the request's signature).
-    pub async fn find_by_id(&self, id: &IntegrationId) -> Result<Option<Integration>, RepoError> {
+    /// carries only the id; the caller must still verify the request's signature): the
+    /// process's copy when it has a recent one (see [`BY_ID_TTL`]), else read and kept.
+    pub async fn find_by_id(
+        &self,
+        id: &IntegrationId,
+    ) -> Result<Option<(Integration, Freshness)>, RepoError> {
+        if let Some(integration) = BY_ID.get(&self.table, id) {
+            return Ok(Some((integration, Freshness::Cached)));
+        }
+        Ok(self
+            .find_by_id_fresh(id)
+            .await?
+            .map(|integration| (integration, Freshness::Read)))
+    }
+
+    /// [`Self::find_by_id`] read from the table, never from the cache (and then kept).
+    pub async fn find_by_id_fresh(
+        &self,
+        id: &IntegrationId,
+    ) -> Result<Option<Integration>, RepoError> {
+        let found = self.read_by_id(id).await?;
+        match &found {
+            Some(integration) => BY_ID.put(&self.table, id.clone(), integration.clone()),
+            None => forget(id),
+        }
+        Ok(found)
+    }
+
+    async fn read_by_id(&self, id: &IntegrationId) -> Result<Option<Integration>, RepoError> {
         let page = self
             .table
             .query(Query::gsi1(format!("INTEGRATION#{id}")).limit(2))
@@ -173,10 +237,12 @@ impl Integrations {
 
     /// Stores a new integration (the id must be fresh).
     pub async fn insert(&self, integration: &Integration) -> Result<(), RepoError> {
-        self.table
+        let result = self
+            .table
             .put(Self::item(integration)?, Some(Condition::ItemNotExists))
-            .await?;
-        Ok(())
+            .await;
+        forget(&integration.id);
+        Ok(result?)
     }
 
     /// Saves a changed integration if nobody saved it since it was read (`version`), and
@@ -192,6 +258,8 @@ impl Integrations {
                 Some(Condition::Eq("version".into(), AttrValue::n(expected))),
             )
             .await;
+        // After the write, whatever its outcome: a lost answer may hide a done write.
+        forget(&integration.id);
         if result.is_err() {
             integration.version = expected;
         }
@@ -242,7 +310,7 @@ impl Integrations {
                 condition: Some(Condition::Eq("is_enabled".into(), AttrValue::Bool(true))),
             },
         ];
-        if let Some(old) = previous.filter(|old| *old != integration.id) {
+        if let Some(old) = previous.clone().filter(|old| *old != integration.id) {
             ops.push(TransactOp::Update {
                 key: key(tenant, &old),
                 update: Update::new()
@@ -251,7 +319,12 @@ impl Integrations {
                 condition: Some(Condition::ItemExists),
             });
         }
-        self.table.transact_write(ops).await.map_err(|e| match e {
+        let result = self.table.transact_write(ops).await;
+        forget(&integration.id);
+        if let Some(old) = &previous {
+            forget(old);
+        }
+        result.map_err(|e| match e {
             TableError::TransactionCanceled { .. } => TableError::ConditionFailed.into(),
             other => other.into(),
         })

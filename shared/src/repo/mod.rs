@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod integration_logs;
 pub mod integrations;
 pub mod leads;
+pub mod memo;
 pub mod rate_limit;
 
 use serde::Serialize;

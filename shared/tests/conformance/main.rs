@@ -31,6 +31,7 @@ macro_rules! table_suite {
             $make,
             [
                 conditional_put_rejects_a_duplicate,
+                put_or_current_answers_a_failed_condition_with_the_stored_item,
                 twenty_concurrent_conditional_puts_have_exactly_one_winner,
                 transact_write_with_one_failing_condition_writes_nothing,
                 transact_write_applies_every_action_together,

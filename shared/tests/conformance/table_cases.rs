@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use shared::ports::table::{
-    AttrValue, CancelReason, Condition, Cursor, GSI1_PK, GSI1_SK, Item, Key, Query, SortKey, TTL,
-    Table, TableError, TransactOp, Update,
+    AttrValue, CancelReason, Condition, Cursor, GSI1_PK, GSI1_SK, Item, Key, PutOutcome, Query,
+    SortKey, TTL, Table, TableError, TransactOp, Update,
 };
 
 use crate::backends::Fixture;
@@ -62,6 +62,49 @@ pub async fn conditional_put_rejects_a_duplicate(t: T) {
     );
     let stored = t.get(&Key::new("TENANT#a", "UPDATE#1")).await.unwrap();
     assert_eq!(stored, Some(first));
+}
+
+/// One request that writes, or answers with what is there instead (the idempotency
+/// claim's path: a duplicate costs no read).
+pub async fn put_or_current_answers_a_failed_condition_with_the_stored_item(t: T) {
+    let key = Key::new("TENANT#a", "CLAIM#1");
+    let first = item(
+        "TENANT#a",
+        "CLAIM#1",
+        &[
+            ("status", s("in_progress")),
+            ("lease_until", AttrValue::n(1_700_000_000_123_i64)),
+        ],
+    );
+    assert_eq!(
+        t.put_or_current(first.clone(), Condition::ItemNotExists)
+            .await,
+        Ok(PutOutcome::Written)
+    );
+    let second = item("TENANT#a", "CLAIM#1", &[("status", s("other"))]);
+    assert_eq!(
+        t.put_or_current(second.clone(), Condition::ItemNotExists)
+            .await,
+        Ok(PutOutcome::Refused(Some(first.clone()))),
+        "the stored item, numbers intact"
+    );
+    assert_eq!(
+        t.get(&key).await.unwrap(),
+        Some(first.clone()),
+        "nothing written"
+    );
+    let held = Condition::Eq("lease_until".into(), AttrValue::n(1_700_000_000_123_i64));
+    assert_eq!(
+        t.put_or_current(second.clone(), held).await,
+        Ok(PutOutcome::Written)
+    );
+    assert_eq!(t.get(&key).await.unwrap(), Some(second));
+    let absent = item("TENANT#a", "CLAIM#2", &[("status", s("x"))]);
+    assert_eq!(
+        t.put_or_current(absent, Condition::ItemExists).await,
+        Ok(PutOutcome::Refused(None)),
+        "no item to answer with"
+    );
 }
 
 pub async fn twenty_concurrent_conditional_puts_have_exactly_one_winner(t: T) {

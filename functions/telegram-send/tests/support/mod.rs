@@ -262,6 +262,23 @@ pub async fn app_with_table(
     }
 }
 
+/// The app on a table that counts its calls: (app, reads, writes).
+pub async fn counted_app() -> (
+    App,
+    Arc<std::sync::atomic::AtomicU64>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut counters = None;
+    let app = app_with_table(|inner| {
+        let table = shared::testing::CountingTable::new(inner);
+        counters = Some((table.reads.clone(), table.writes.clone()));
+        Arc::new(table)
+    })
+    .await;
+    let (reads, writes) = counters.unwrap_or_default();
+    (app, reads, writes)
+}
+
 pub fn tenant(t: &str) -> TenantId {
     TenantId::parse(t).unwrap()
 }

@@ -16,7 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::blocking;
 use crate::ports::table::{
     self, AttrValue, CancelReason, Condition, Cursor, GSI1_PK, GSI1_SK, Index, Item, Key, Page,
-    Query, TTL, Table, TableError, TransactOp, Update,
+    PutOutcome, Query, TTL, Table, TableError, TransactOp, Update,
 };
 
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -323,6 +323,23 @@ impl Table for EmbeddedTable {
         self.write(move |tx| {
             tx.check(&key, condition.as_ref())?;
             tx.put(&item)
+        })
+        .await
+    }
+
+    async fn put_or_current(
+        &self,
+        item: Item,
+        condition: Condition,
+    ) -> Result<PutOutcome, TableError> {
+        let key = table::validate_item(&item)?;
+        self.write(move |tx| {
+            let current = tx.get(&key)?;
+            if !condition.evaluate(current.as_ref()) {
+                return Ok(PutOutcome::Refused(current));
+            }
+            tx.put(&item)?;
+            Ok(PutOutcome::Written)
         })
         .await
     }
