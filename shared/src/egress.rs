@@ -24,8 +24,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::providers::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
-
 /// Redirects followed at the most (each hop checked again).
 pub const MAX_REDIRECTS: usize = 3;
 
@@ -194,8 +192,8 @@ pub fn redirect_policy(policy: EgressPolicy) -> reqwest::redirect::Policy {
     })
 }
 
-/// The HTTP client of a process under `policy` (provider APIs share it: one TLS root
-/// store). With private targets refused, names resolve to public addresses only.
+/// The HTTP client of a process under `policy` (provider APIs share it; every client
+/// shares [`crate::tls`]'s root store). With private targets refused, names resolve to public addresses only.
 pub fn http_client(policy: EgressPolicy) -> reqwest::Client {
     builder(policy)
         .redirect(redirect_policy(policy))
@@ -213,13 +211,7 @@ pub fn http_client_without_redirects(policy: EgressPolicy) -> reqwest::Client {
 }
 
 fn builder(policy: EgressPolicy) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!(
-            "messenger-integrations/",
-            env!("CARGO_PKG_VERSION")
-        ));
+    let builder = crate::providers::client_builder();
     if policy.allow_private {
         builder
     } else {

@@ -29,6 +29,7 @@ pub mod signing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod worker;
 
 pub use secret::Secret;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, Mailboxes, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{CertificateStore, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{LeadContext, LeadSent, LeadTarget, field};
@@ -32,8 +32,8 @@ pub struct Email {
     host: Option<String>,
     port: u16,
     mode: SmtpTls,
-    /// The rustls setup for the host, built on the first delivery (it loads the platform
-    /// verifier) and reused.
+    /// The rustls setup for the host, built on the first delivery and reused: Mozilla's
+    /// compiled-in roots, the trust of every other client of ours (`crate::tls`).
     tls: OnceLock<Result<Tls, String>>,
     /// The limit of one whole attempt: connect, TLS, login, and the SMTP transaction.
     timeout: Duration,
@@ -59,7 +59,9 @@ impl Email {
 
     fn tls(&self, host: &str) -> Result<Tls, ProviderError> {
         let parameters = || {
-            TlsParameters::new(host.to_owned())
+            TlsParameters::builder(host.to_owned())
+                .certificate_store(CertificateStore::WebpkiRoots)
+                .build()
                 .map_err(|e| format!("TLS for the SMTP server {host} cannot be set up: {e}"))
         };
         self.tls

@@ -49,17 +49,28 @@ impl ProviderError {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The one HTTP client (rustls, aws-lc-rs — the same TLS stack as the AWS SDK).
+/// A provider HTTP client without the SSRF guard (the processes use
+/// [`crate::egress::http_client`]).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Every client's settings: the per-attempt limits, our user agent and the shared TLS
+/// set-up ([`crate::tls`]: rustls, aws-lc-rs — the SDK's stack — one root store).
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!(
             "messenger-integrations/",
             env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        ));
+    match crate::tls::client_config() {
+        Some(config) => builder.tls_backend_preconfigured(config),
+        None => builder,
+    }
 }
 
 /// What kind of transport failure (no answer) `err` is, in words for a log or an error.
