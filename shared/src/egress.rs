@@ -193,7 +193,8 @@ pub fn redirect_policy(policy: EgressPolicy) -> reqwest::redirect::Policy {
 }
 
 /// The HTTP client of a process under `policy` (provider APIs share it; every client
-/// shares [`crate::tls`]'s root store). With private targets refused, names resolve to public addresses only.
+/// shares [`crate::tls`]'s root store). With private targets refused, names resolve to
+/// public addresses only.
 pub fn http_client(policy: EgressPolicy) -> reqwest::Client {
     builder(policy)
         .redirect(redirect_policy(policy))

@@ -577,8 +577,8 @@ pub trait Table: Send + Sync {
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError>;
     /// Writes the whole item if the condition holds; when it does not, answers with the
     /// current item instead of an error. The adapters do it in one request (DynamoDB:
-    /// `ReturnValuesOnConditionCheckFailure = ALL_OLD`); this default takes two (a put,
-    /// then a read when the condition failed) and is what test wrappers inherit.
+    /// `ReturnValuesOnConditionCheckFailure = ALL_OLD`); this default, for a table that
+    /// has nothing better, takes two (a put, then a read when the condition failed).
     async fn put_or_current(
         &self,
         item: Item,
